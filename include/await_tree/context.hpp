@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Coroutine-local storage: which task, and where in its tree, the code running
+// on this thread belongs to.
+//
+// C++ coroutines have no hook on resumption or suspension other than their
+// awaiters, so the context lives in a per-thread stack that the awaiters keep
+// up to date:
+//
+// * An entry is pushed when a task is resumed from outside it (an instrumented
+//   await completes on a thread that was not already running that task at that
+//   node), and popped when that activation ends (an instrumented await suspends
+//   and control goes back to whoever called resume()).
+// * Inside an activation the top entry is edited in place: an instrumented
+//   await moves it to its node; completing moves it back to the parent. A lazy
+//   child started by symmetric transfer simply inherits it.
+// * While an instrumented await_suspend runs the wrapped await_suspend, the top
+//   entry is marked `nested`: whatever that call resumes inline (when_all
+//   starting its children one after another) ends by restoring the entry to the
+//   await's node instead of popping it.
+// * Each entry also names the coroutine its activation is running (set where
+//   control reaches a coroutine through an await: a resumption, a symmetric
+//   transfer). A suspension in any other coroutine is a nested call (an eager
+//   coroutine started inline) that returns to its caller: the entry is restored
+//   to where the caller was, not popped.
+//
+// Without an end-of-resume hook, a task that suspends at an await that is not
+// instrumented leaves its entry behind. Such stale entries are harmless by
+// construction: they hold counted references (never dangling), a task whose
+// root ended accepts no new nodes, and the stack is a bounded ring that drops
+// its oldest entries. `context_scope` gives executors exact boundaries.
+
+#include <array>
+#include <await_tree/detail/tree_state.hpp>
+#include <cstddef>
+#include <utility>
+
+namespace await_tree {
+namespace detail {
+
+/// Where one thread's execution is inside one task's tree.
+struct context_entry {
+  tree_state* tree = nullptr;  // a counted reference while non-null
+  node_ref node;               // the current node: new awaits attach here
+  node_ref base;               // where an inline-resumed activation restarts
+  bool nested = false;         // an instrumented await_suspend is running
+  void* running = nullptr;     // the coroutine this activation runs (its address)
+};
+
+class context_stack {
+ public:
+  static context_stack& local() noexcept {
+    thread_local context_stack stack;
+    return stack;
+  }
+
+  context_stack() = default;
+  context_stack(const context_stack&) = delete;
+  context_stack& operator=(const context_stack&) = delete;
+  ~context_stack() { truncate(0); }
+
+  [[nodiscard]] std::size_t depth() const noexcept { return depth_; }
+
+  /// The innermost entry, or nullptr when this thread runs outside any task.
+  [[nodiscard]] context_entry* top() noexcept {
+    return depth_ == 0 ? nullptr : &ring_[(depth_ - 1) % capacity];
+  }
+
+  /// Takes over the reference held by `entry.tree`. The caller has already
+  /// counted `entry.node` as running, and holds no tree's mutex (dropping the
+  /// oldest entry of a full ring locks that entry's tree).
+  void push(context_entry entry) noexcept {
+    context_entry& slot = ring_[depth_ % capacity];
+    if (depth_ >= capacity) drop(std::exchange(slot, {}));  // the oldest, most likely stale
+    slot = entry;
+    ++depth_;
+  }
+
+  void truncate(std::size_t depth) noexcept {
+    for (; depth_ > depth; --depth_) drop(std::exchange(ring_[(depth_ - 1) % capacity], {}));
+  }
+
+ private:
+  static void drop(context_entry entry) noexcept {
+    if (entry.tree == nullptr) return;
+    {
+      const auto lock = entry.tree->lock();
+      entry.tree->move_running(entry.node, {});
+    }
+    entry.tree->release();
+  }
+
+  static constexpr std::size_t capacity = 32;
+  std::array<context_entry, capacity> ring_{};
+  std::size_t depth_ = 0;
+};
+
+}  // namespace detail
+
+/// A task and a position in its tree, captured on one thread to be resumed
+/// under on another: the executor-side integration point.
+///
+///     auto ctx = await_tree::task_context::current();    // when scheduling h
+///     pool.post([h, ctx] {
+///       await_tree::context_scope scope(ctx);             // when running it
+///       h.resume();
+///     });
+///
+/// An empty context (default-constructed, or captured outside any task) is
+/// useful too: resuming under it hides whatever stale state the thread holds.
+class task_context {
+ public:
+  task_context() noexcept = default;
+
+  /// The calling thread's context; empty outside any task.
+  [[nodiscard]] static task_context current() noexcept {
+    task_context ctx;
+    if (const detail::context_entry* top = detail::context_stack::local().top(); top != nullptr) {
+      ctx.tree_ = detail::tree_ref::share(top->tree);
+      ctx.node_ = top->node;
+    }
+    return ctx;
+  }
+
+  [[nodiscard]] bool empty() const noexcept { return !tree_; }
+
+ private:
+  friend class context_scope;
+  detail::tree_ref tree_;
+  detail::node_ref node_;
+};
+
+/// Runs the code in its scope (typically one `resume()`) under a captured
+/// context, and afterwards restores this thread's context exactly, removing
+/// whatever the resumed code left behind.
+class context_scope {
+ public:
+  explicit context_scope(const task_context& ctx) : depth_(stack().depth()) {
+    detail::context_entry entry{nullptr, ctx.node_, ctx.node_, false, nullptr};
+    if (detail::tree_state* t = ctx.tree_.get(); t != nullptr) {
+      const auto lock = t->lock();
+      if (!t->is_closed()) {
+        t->acquire();
+        t->move_running({}, ctx.node_);
+        entry.tree = t;
+      }
+    }
+    stack().push(entry);
+  }
+  context_scope(const context_scope&) = delete;
+  context_scope& operator=(const context_scope&) = delete;
+  ~context_scope() { stack().truncate(depth_); }
+
+ private:
+  static detail::context_stack& stack() noexcept { return detail::context_stack::local(); }
+  std::size_t depth_;
+};
+
+}  // namespace await_tree

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <await_tree/any_key.hpp>
+#include <await_tree/config.hpp>
+#include <await_tree/detail/tree_state.hpp>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace await_tree::detail {
+
+/// The map from keys to live trees, split into shards so that tasks
+/// registering on different threads rarely meet on one mutex.
+///
+/// Entries are weak: they hold no reference. A root removes its entry before
+/// it gives up its own reference, so an entry found under its shard's mutex
+/// always points to a live tree.
+class registry_state {
+ public:
+  explicit registry_state(const config& cfg) : config_(cfg) {}
+
+  [[nodiscard]] const config& settings() const noexcept { return config_; }
+  [[nodiscard]] std::uint64_t next_anonymous_id() noexcept {
+    return anonymous_ids_.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+
+  /// Adds or replaces the entry of `key`.
+  void insert(const any_key& key, tree_state* t) {
+    shard& s = shard_of(key);
+    const std::lock_guard lock(s.mutex);
+    s.entries.insert_or_assign(key, t);
+  }
+
+  /// Removes the entry of `key` if it still points to `t` (it was not
+  /// replaced by a later registration under the same key).
+  void erase(const any_key& key, const tree_state* t) noexcept {
+    shard& s = shard_of(key);
+    const std::lock_guard lock(s.mutex);
+    if (const auto it = s.entries.find(key); it != s.entries.end() && it->second == t) {
+      s.entries.erase(it);
+    }
+  }
+
+  void clear() noexcept {
+    for (shard& s : shards_) {
+      const std::lock_guard lock(s.mutex);
+      s.entries.clear();
+    }
+  }
+
+  [[nodiscard]] std::optional<tree> snapshot(const any_key& key) const {
+    tree_ref t;
+    {
+      const shard& s = shard_of(key);
+      const std::lock_guard lock(s.mutex);
+      const auto it = s.entries.find(key);
+      if (it == s.entries.end()) return std::nullopt;
+      t = tree_ref::share(it->second);
+    }
+    return snapshot_if_open(*t.get());
+  }
+
+  /// Snapshots every tree whose key satisfies `wanted`. Trees are copied one
+  /// at a time, after the shard's mutex is released: registration never waits
+  /// for a snapshot, and tasks wait only for their own tree's copy.
+  template <class Predicate>
+  [[nodiscard]] std::vector<std::pair<any_key, tree>> snapshot_all(Predicate wanted) const {
+    std::vector<std::pair<any_key, tree_ref>> found;
+    for (const shard& s : shards_) {
+      const std::lock_guard lock(s.mutex);
+      for (const auto& [key, t] : s.entries) {
+        if (wanted(key)) found.emplace_back(key, tree_ref::share(t));
+      }
+    }
+    std::vector<std::pair<any_key, tree>> trees;
+    trees.reserve(found.size());
+    for (auto& [key, t] : found) {
+      if (std::optional<tree> snapshot = snapshot_if_open(*t.get())) {
+        trees.emplace_back(std::move(key), std::move(*snapshot));
+      }
+    }
+    return trees;
+  }
+
+ private:
+  struct shard {
+    mutable std::mutex mutex;
+    std::unordered_map<any_key, tree_state*> entries;
+  };
+
+  [[nodiscard]] shard& shard_of(const any_key& key) noexcept {
+    return shards_[key.hash() % shard_count];
+  }
+  [[nodiscard]] const shard& shard_of(const any_key& key) const noexcept {
+    return shards_[key.hash() % shard_count];
+  }
+
+  static constexpr std::size_t shard_count = 16;
+  std::array<shard, shard_count> shards_;
+  config config_;
+  std::atomic<std::uint64_t> anonymous_ids_{0};
+};
+
+}  // namespace await_tree::detail

@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <await_tree/config.hpp>
+#include <await_tree/span.hpp>
+#include <await_tree/tree.hpp>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace await_tree::detail {
+
+using node_id = std::uint32_t;
+inline constexpr node_id no_node = std::numeric_limits<node_id>::max();
+/// Slot 0 is a hidden node whose children are the detached subtrees, so that
+/// detaching is an ordinary re-parenting.
+inline constexpr node_id detached_container = 0;
+inline constexpr node_id root_node = 1;
+
+/// Names one incarnation of a node: slots are reused, serial numbers are not,
+/// so a stale reference is recognised instead of hitting the slot's next user.
+struct node_ref {
+  node_id id = no_node;
+  std::uint32_t serial = 0;
+  friend bool operator==(node_ref, node_ref) = default;
+};
+
+/// One task's live await-tree: an arena of nodes behind a mutex.
+///
+/// Lifetime is reference counted. References are held by the task's root
+/// (until it ends), by each thread-context entry that points into the tree, by
+/// snapshots in progress, and by the instrumented nodes as a group (one
+/// reference while any exists). That last rule costs no atomic per await.
+///
+/// Every member function except `create`, `acquire`, `release` and `lock`
+/// requires the mutex to be held by the caller.
+class tree_state {
+ public:
+  static tree_state* create(span root, const config& cfg) {
+    return new tree_state(std::move(root), cfg);
+  }
+
+  tree_state(const tree_state&) = delete;
+  tree_state& operator=(const tree_state&) = delete;
+
+  void acquire() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  [[nodiscard]] std::unique_lock<std::mutex> lock() { return std::unique_lock(mutex_); }
+
+  [[nodiscard]] bool is_closed() const noexcept { return closed_; }
+  [[nodiscard]] bool records(const span& s) const noexcept { return verbose_ || !s.is_verbose(); }
+  [[nodiscard]] node_ref root() const noexcept { return {root_node, slots_[root_node].serial}; }
+
+  [[nodiscard]] bool contains(node_ref n) const noexcept {
+    return n.id < slots_.size() && slots_[n.id].live && slots_[n.id].serial == n.serial;
+  }
+
+  [[nodiscard]] node_ref parent_of(node_ref n) const noexcept {
+    const node_id p = slots_[n.id].parent;
+    return {p, slots_[p].serial};
+  }
+
+  /// Adds an instrumented node under `parent`, or as a detached root when the
+  /// parent is gone.
+  node_ref add(node_ref parent, const span* label) {
+    const node_id id = allocate();
+    slot& s = slots_[id];
+    s.label = label;
+    s.start = clock_();
+    s.order = next_order_++;
+    s.running = 0;
+    s.suspended_awaits = 0;
+    link(id, contains(parent) ? parent.id : detached_container);
+    if (instrumented_nodes_++ == 0) acquire();
+    return {id, s.serial};
+  }
+
+  /// Moves `n` (and its subtree) under `parent`; a no-op when that would put a
+  /// node inside its own subtree.
+  void reattach(node_ref n, node_ref parent) noexcept {
+    const node_id target = contains(parent) ? parent.id : detached_container;
+    for (node_id a = target; a != no_node; a = slots_[a].parent) {
+      if (a == n.id) return;
+    }
+    unlink(n.id);
+    link(n.id, target);
+    slots_[n.id].suspended_awaits = 0;  // the abandoned await's suspension is over
+  }
+
+  void relabel(node_ref n, const span* label) noexcept { slots_[n.id].label = label; }
+
+  /// Removes `n`; its children become detached subtrees. Returns true when it
+  /// was the last instrumented node: the caller then calls `release()` once it
+  /// has unlocked the mutex.
+  [[nodiscard]] bool remove(node_ref n) noexcept {
+    detach_children(n.id);
+    unlink(n.id);
+    free_slot(n.id);
+    return --instrumented_nodes_ == 0;
+  }
+
+  /// Moves one thread's "execution is here" mark from `from` to `to`; either
+  /// may be stale or empty, in which case that side is skipped.
+  void move_running(node_ref from, node_ref to) noexcept {
+    if (contains(from)) --slots_[from.id].running;
+    if (contains(to)) ++slots_[to.id].running;
+  }
+
+  /// Counts an await made at `n` whose coroutine is now suspended (+1) or
+  /// resumed (-1). While any is, code running at `n` is not the awaiting
+  /// coroutine but the awaitable's own glue (a when_all branch finishing), so
+  /// `n` is not shown as current.
+  void count_suspended(node_ref n, int delta) noexcept {
+    if (contains(n)) slots_[n.id].suspended_awaits += static_cast<std::uint32_t>(delta);
+  }
+
+  /// Ends the task: no node is added from now on, and the root's subtrees are
+  /// detached. The caller then releases the root's reference, unlocked.
+  void close() noexcept {
+    closed_ = true;
+    detach_children(root_node);
+  }
+
+  [[nodiscard]] tree snapshot() const;
+
+ private:
+  struct pending_visit {
+    node_id id;
+    std::uint32_t depth;
+  };
+  struct slot {
+    const span* label = nullptr;
+    std::chrono::nanoseconds start{};
+    std::uint64_t order = 0;  // creation order: breaks ties between equal start times
+    node_id parent = no_node;
+    node_id first_child = no_node;
+    node_id last_child = no_node;
+    node_id prev = no_node;
+    node_id next = no_node;  // also links the free list
+    std::uint32_t serial = 0;
+    std::uint32_t running = 0;           // context entries of threads executing here
+    std::uint32_t suspended_awaits = 0;  // see count_suspended
+    bool live = false;
+  };
+
+  tree_state(span root, const config& cfg)
+      : root_span_(std::move(root).long_running()),
+        clock_(cfg.clock ? cfg.clock : &steady_now),
+        threshold_(cfg.long_running_threshold),
+        verbose_(cfg.verbose) {
+    slots_.reserve(initial_capacity);
+    slots_.resize(2);
+    slots_[detached_container].live = true;
+    slots_[root_node].live = true;
+    slots_[root_node].label = &root_span_;
+    slots_[root_node].start = clock_();
+  }
+  ~tree_state() = default;
+
+  node_id allocate() {
+    if (free_head_ != no_node) {
+      const node_id id = free_head_;
+      free_head_ = slots_[id].next;
+      slots_[id].live = true;
+      return id;
+    }
+    slots_.emplace_back().live = true;
+    return static_cast<node_id>(slots_.size() - 1);
+  }
+
+  void free_slot(node_id id) noexcept {
+    slot& s = slots_[id];
+    s.live = false;
+    s.label = nullptr;
+    ++s.serial;
+    s.next = free_head_;
+    free_head_ = id;
+  }
+
+  void link(node_id id, node_id parent) noexcept {
+    slot& s = slots_[id];
+    slot& p = slots_[parent];
+    s.parent = parent;
+    s.prev = p.last_child;
+    s.next = no_node;
+    if (p.last_child != no_node) {
+      slots_[p.last_child].next = id;
+    } else {
+      p.first_child = id;
+    }
+    p.last_child = id;
+  }
+
+  void unlink(node_id id) noexcept {
+    slot& s = slots_[id];
+    slot& p = slots_[s.parent];
+    (s.prev != no_node ? slots_[s.prev].next : p.first_child) = s.next;
+    (s.next != no_node ? slots_[s.next].prev : p.last_child) = s.prev;
+    s.parent = s.prev = s.next = no_node;
+  }
+
+  void detach_children(node_id id) noexcept {
+    while (slots_[id].first_child != no_node) {
+      const node_id child = slots_[id].first_child;
+      unlink(child);
+      link(child, detached_container);
+    }
+  }
+
+  /// Pushes the children of `id` onto `stack` so that they pop in start order.
+  void push_children(node_id id, std::uint32_t depth, std::vector<pending_visit>& stack) const {
+    const std::size_t first = stack.size();
+    for (node_id c = slots_[id].first_child; c != no_node; c = slots_[c].next) {
+      stack.push_back({c, depth});
+    }
+    std::sort(stack.begin() + static_cast<std::ptrdiff_t>(first), stack.end(),
+              [this](pending_visit a, pending_visit b) {
+                const slot& x = slots_[a.id];
+                const slot& y = slots_[b.id];
+                return x.start != y.start ? x.start > y.start : x.order > y.order;
+              });
+  }
+
+  static constexpr std::size_t initial_capacity = 8;
+
+  mutable std::mutex mutex_;
+  std::atomic<std::uint32_t> refs_{1};  // the root's
+  std::vector<slot> slots_;
+  node_id free_head_ = no_node;
+  std::size_t instrumented_nodes_ = 0;
+  std::uint64_t next_order_ = 1;
+  span root_span_;
+  clock_function clock_;
+  std::chrono::nanoseconds threshold_;
+  bool verbose_;
+  bool closed_ = false;
+};
+
+/// A counted reference to a tree_state.
+class tree_ref {
+ public:
+  tree_ref() noexcept = default;
+  /// Takes over a reference the caller already holds.
+  static tree_ref adopt(tree_state* t) noexcept { return tree_ref(t); }
+  /// Takes a new reference.
+  static tree_ref share(tree_state* t) noexcept {
+    if (t != nullptr) t->acquire();
+    return tree_ref(t);
+  }
+
+  tree_ref(const tree_ref& other) noexcept : tree_ref(share(other.tree_)) {}
+  tree_ref(tree_ref&& other) noexcept : tree_(std::exchange(other.tree_, nullptr)) {}
+  tree_ref& operator=(tree_ref other) noexcept {
+    std::swap(tree_, other.tree_);
+    return *this;
+  }
+  ~tree_ref() {
+    if (tree_ != nullptr) tree_->release();
+  }
+
+  [[nodiscard]] tree_state* get() const noexcept { return tree_; }
+  tree_state* operator->() const noexcept { return tree_; }
+  explicit operator bool() const noexcept { return tree_ != nullptr; }
+
+ private:
+  explicit tree_ref(tree_state* t) noexcept : tree_(t) {}
+  tree_state* tree_ = nullptr;
+};
+
+/// The tree as it is now; nothing once its task has ended.
+inline std::optional<tree> snapshot_if_open(tree_state& t) {
+  const auto lock = t.lock();
+  if (t.is_closed()) return std::nullopt;
+  return t.snapshot();
+}
+
+// Walks depth-first with an explicit stack: a pathological tree thousands of
+// levels deep must not overflow the snapshotting thread's stack.
+inline tree tree_state::snapshot() const {
+  const std::chrono::nanoseconds now = clock_();
+  std::vector<tree::node> nodes;
+  nodes.reserve(instrumented_nodes_ + 1);
+  std::vector<pending_visit> stack;
+  stack.push_back({root_node, 0});
+  push_children(detached_container, 0, stack);
+  std::rotate(stack.begin(), stack.begin() + 1, stack.end());  // the main tree first
+
+  node_id current = root_node;
+  std::chrono::nanoseconds current_start = std::chrono::nanoseconds::min();
+  while (!stack.empty()) {
+    const pending_visit v = stack.back();
+    stack.pop_back();
+    const slot& s = slots_[v.id];
+    const bool is_current = v.id != root_node && s.running > 0 && s.suspended_awaits == 0;
+    if (is_current && s.start >= current_start) {
+      current = v.id;
+      current_start = s.start;
+    }
+    nodes.push_back(
+        {v.id, *s.label, now - s.start, v.depth, is_current, s.parent == detached_container});
+    push_children(v.id, v.depth + 1, stack);
+  }
+  return tree(std::move(nodes), current, threshold_);
+}
+
+}  // namespace await_tree::detail

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <atomic>
+#include <await_tree/any_key.hpp>
+#include <await_tree/config.hpp>
+#include <await_tree/context.hpp>
+#include <await_tree/detail/registry_state.hpp>
+#include <await_tree/tree_root.hpp>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace await_tree {
+
+/// Holds the trees of every registered task, readable from any thread at any
+/// time while the tasks run.
+///
+/// A registry is a handle: copies share the same tasks. Entries are weak (a
+/// task's entry goes when its root ends), and a registry may be destroyed
+/// before its tasks end, or after: both orders are safe.
+class registry {
+ public:
+  explicit registry(config cfg = {}) : state_(std::make_shared<detail::registry_state>(cfg)) {}
+
+  /// Registers a task under `key`, replacing any task registered under an
+  /// equal key (that task runs on, no longer listed).
+  template <registry_key Key>
+  [[nodiscard]] tree_root register_task(Key key, span root) {
+    return register_as(any_key(std::move(key)), std::move(root));
+  }
+
+  /// Registers a task that is listed only by collect_anonymous/collect_all.
+  [[nodiscard]] tree_root register_anonymous(span root) {
+    return register_as(any_key::anonymous(state_->next_anonymous_id()), std::move(root));
+  }
+
+  template <registry_key Key>
+  [[nodiscard]] std::optional<tree> get(const Key& key) const {
+    return state_->snapshot(any_key(key));
+  }
+
+  /// The trees of the tasks whose key is a `Key`.
+  template <registry_key Key>
+  [[nodiscard]] std::vector<std::pair<Key, tree>> collect() const {
+    std::vector<std::pair<Key, tree>> out;
+    for (auto& [key, t] :
+         state_->snapshot_all([](const any_key& k) { return k.template get<Key>() != nullptr; })) {
+      out.emplace_back(*key.template get<Key>(), std::move(t));
+    }
+    return out;
+  }
+
+  [[nodiscard]] std::vector<tree> collect_anonymous() const {
+    std::vector<tree> out;
+    for (auto& entry : state_->snapshot_all([](const any_key& k) { return k.is_anonymous(); })) {
+      out.push_back(std::move(entry.second));
+    }
+    return out;
+  }
+
+  [[nodiscard]] std::vector<std::pair<any_key, tree>> collect_all() const {
+    return state_->snapshot_all([](const any_key&) { return true; });
+  }
+
+  /// Unlists every task. Their roots keep running and end quietly.
+  void clear() noexcept { state_->clear(); }
+
+  [[nodiscard]] const config& settings() const noexcept { return state_->settings(); }
+
+ private:
+  tree_root register_as(any_key key, span root) {
+    detail::tree_state* t = detail::tree_state::create(std::move(root), state_->settings());
+    tree_root handle(state_, std::move(key), t);  // owns `t` from here on
+    state_->insert(handle.key(), t);
+    return handle;
+  }
+
+  std::shared_ptr<detail::registry_state> state_;
+};
+
+/// The calling task's tree, when the calling code runs inside a task.
+[[nodiscard]] inline std::optional<tree> current_tree() {
+  const detail::context_entry* top = detail::context_stack::local().top();
+  if (top == nullptr || top->tree == nullptr) return std::nullopt;
+  return detail::snapshot_if_open(*top->tree);
+}
+
+namespace detail {
+inline std::atomic<registry*> global_registry_instance{nullptr};
+}  // namespace detail
+
+/// Creates the process-wide registry. Only the first call has an effect (it
+/// returns true); the registry lives until the process exits, so it can be
+/// read from crash and exit handlers.
+inline bool init_global_registry(config cfg = {}) {
+  if (detail::global_registry_instance.load(std::memory_order_acquire) != nullptr) return false;
+  auto candidate = std::make_unique<registry>(cfg);
+  registry* expected = nullptr;
+  if (!detail::global_registry_instance.compare_exchange_strong(expected, candidate.get(),
+                                                                std::memory_order_acq_rel)) {
+    return false;
+  }
+  candidate.release();  // intentionally never freed, see above
+  return true;
+}
+
+/// The process-wide registry; nullptr until init_global_registry().
+[[nodiscard]] inline registry* global_registry() noexcept {
+  return detail::global_registry_instance.load(std::memory_order_acquire);
+}
+
+}  // namespace await_tree

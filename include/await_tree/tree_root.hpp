@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <await_tree/any_key.hpp>
+#include <await_tree/detail/registry_state.hpp>
+#include <await_tree/detail/tracing_awaiter.hpp>
+#include <memory>
+#include <optional>
+#include <utility>
+
+namespace await_tree {
+
+template <class A>
+class rooted;
+
+namespace detail {
+template <class Inner>
+class root_awaiter;
+}  // namespace detail
+
+/// Owns one registered task's tree while the task runs. Made by
+/// `registry::register_task`; `std::move(root).instrument(task)` gives the
+/// awaitable that runs the task under it. The registry entry disappears when
+/// the root ends: when that awaitable completes or is destroyed, or when an
+/// unused root is destroyed.
+class tree_root {
+ public:
+  tree_root(tree_root&& other) noexcept
+      : registry_(std::move(other.registry_)),
+        key_(std::move(other.key_)),
+        tree_(std::exchange(other.tree_, nullptr)) {}
+  tree_root& operator=(tree_root&& other) noexcept {
+    if (this != &other) {
+      end();
+      registry_ = std::move(other.registry_);
+      key_ = std::move(other.key_);
+      tree_ = std::exchange(other.tree_, nullptr);
+    }
+    return *this;
+  }
+  tree_root(const tree_root&) = delete;
+  tree_root& operator=(const tree_root&) = delete;
+  ~tree_root() { end(); }
+
+  /// Runs `awaitable` as this task's root. Lazy awaitables only: work an eager
+  /// coroutine does before it is awaited happens outside the task.
+  template <class A>
+  [[nodiscard]] rooted<A> instrument(A&& awaitable) && {
+    return rooted<A>(std::move(*this), std::forward<A>(awaitable));
+  }
+
+  [[nodiscard]] const any_key& key() const noexcept { return key_; }
+
+  /// This task's tree now; nothing once the root has ended.
+  [[nodiscard]] std::optional<tree> snapshot() const {
+    return tree_ != nullptr ? detail::snapshot_if_open(*tree_) : std::nullopt;
+  }
+
+ private:
+  friend class registry;
+  template <class Inner>
+  friend class detail::root_awaiter;
+
+  tree_root(std::shared_ptr<detail::registry_state> registry, any_key key,
+            detail::tree_state* t) noexcept
+      : registry_(std::move(registry)), key_(std::move(key)), tree_(t) {}
+
+  void end() noexcept {
+    if (tree_ == nullptr) return;
+    // Leave the registry before giving up the reference that keeps its
+    // pointer valid.
+    registry_->erase(key_, tree_);
+    {
+      const auto lock = tree_->lock();
+      tree_->close();
+    }
+    std::exchange(tree_, nullptr)->release();
+  }
+
+  std::shared_ptr<detail::registry_state> registry_;
+  any_key key_;
+  detail::tree_state* tree_ = nullptr;
+};
+
+namespace detail {
+
+/// Opens an activation of the task at its root on this thread, in the
+/// coroutine `self` that awaits the root.
+inline suspend_state begin_root(tree_state& t, void* self) {
+  context_stack& stack = context_stack::local();
+  {
+    const auto lock = t.lock();
+    t.acquire();
+    t.move_running({}, t.root());
+  }
+  stack.push({&t, t.root(), t.root(), true, self});
+  return {stack.depth(), t.root(), t.root(), false, self, {}};
+}
+
+/// The task has finished: close the activation it finished in, if it is
+/// this thread's innermost one.
+inline void finish_root(const tree_state* t) noexcept {
+  if (t == nullptr) return;
+  context_stack& stack = context_stack::local();
+  if (const context_entry* e = stack.top(); e != nullptr && e->tree == t) {
+    stack.truncate(stack.depth() - 1);
+  }
+}
+
+template <class Inner>
+class root_awaiter {
+ public:
+  template <class A>
+  root_awaiter(A&& awaitable, tree_root& root)
+      : inner_(get_awaiter(std::forward<A>(awaitable))), root_(root), tree_(root.tree_) {}
+
+  bool await_ready() { return inner_.await_ready(); }
+
+  template <class Promise>
+  [[gnu::noinline]] auto await_suspend(std::coroutine_handle<Promise> h) {
+    std::optional<suspend_state> saved;
+    if (tree_ != nullptr) saved = begin_root(*tree_, h.address());
+    return suspend_through(inner_, h, saved,
+                           [](suspend_state s) { context_stack::local().truncate(s.depth - 1); });
+  }
+
+  decltype(auto) await_resume() {
+    const scope_exit finish{[this]() noexcept {
+      finish_root(tree_);
+      root_.end();
+    }};
+    return inner_.await_resume();
+  }
+
+ private:
+  Inner inner_;
+  tree_root& root_;
+  tree_state* tree_;
+};
+
+template <class A>
+root_awaiter(A&&, tree_root&) -> root_awaiter<awaiter_t<A>>;
+
+}  // namespace detail
+
+/// A task's top-level awaitable running under its tree_root.
+template <class A>
+class [[nodiscard]] rooted {
+ public:
+  rooted(tree_root root, A&& awaitable)
+      : root_(std::move(root)), awaitable_(std::forward<A>(awaitable)) {}
+
+  /// A root runs once, so only an rvalue can be awaited.
+  auto operator co_await() && { return detail::root_awaiter(std::forward<A>(awaitable_), root_); }
+
+ private:
+  tree_root root_;
+  A awaitable_;
+};
+
+}  // namespace await_tree
