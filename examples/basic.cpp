@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// basic: the await-tree of one task.
+//
+// `foo` joins `bar(4)` and `baz(2)` and keeps a heartbeat; `bar` awaits `baz`
+// under "baz in bar"; `baz` works for N seconds under a dynamic span. The tree
+// is printed after 1 s (every branch pending) and after 3 s (baz(2) done).
+// Spans pending longer than the threshold (2 s here) are flagged `!!!`, except
+// the long-running heartbeat. The same task also runs under a second registry
+// with `config::verbose` set, where the verbose "sleep" spans show up.
+//
+// Usage: basic [--fast]   (--fast: one "second" lasts 10 ms)
+
+#include <await_tree/await_tree.hpp>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "runtime/combinators.hpp"
+#include "runtime/executor.hpp"
+#include "runtime/task.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using await_tree::instrument;
+using await_tree::span;
+using std::chrono::nanoseconds;
+
+struct story {
+  rt::executor& ex;
+  nanoseconds second;
+
+  rt::task<> baz(int seconds) {
+    co_await instrument(instrument(ex.sleep(seconds * second), span("sleep").verbose()),
+                        fmt::format("working in baz {}", seconds));
+  }
+
+  rt::task<> bar(int seconds) { co_await instrument(baz(seconds), "baz in bar"); }
+
+  rt::task<> heartbeat() {
+    for (int beat = 0; beat < 8; ++beat) co_await ex.sleep(second / 2);
+  }
+
+  rt::task<> foo() {
+    co_await instrument(rt::when_all(instrument(bar(4), "bar"), instrument(baz(2), "baz"),
+                                     instrument(heartbeat(), span("heartbeat").long_running())),
+                        "join");
+  }
+};
+
+void print_trees(const await_tree::registry& reg, std::string_view when) {
+  std::printf("--- %.*s ---\n", static_cast<int>(when.size()), when.data());
+  await_tree::dump(reg, stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool fast = argc > 1 && std::string_view(argv[1]) == "--fast";
+  const nanoseconds second = fast ? nanoseconds(10ms) : nanoseconds(1s);
+
+  const auto settings = [&](bool verbose) {
+    return await_tree::config{.verbose = verbose, .long_running_threshold = 2 * second};
+  };
+  await_tree::registry reg(settings(false));
+  await_tree::registry verbose_reg(settings(true));
+  rt::executor ex;
+  story s{ex, second};
+  rt::spawn(ex, reg.register_task(std::string("foo"), "foo").instrument(s.foo()));
+  rt::spawn(ex, verbose_reg.register_task(std::string("foo (verbose)"), "foo").instrument(s.foo()));
+
+  ex.run_for(second);
+  print_trees(reg, "after 1 s: every branch pending");
+  ex.run_for(2 * second);
+  print_trees(reg, "after 3 s: baz(2) is done, bar(4) is not");
+  print_trees(verbose_reg, "the same, with config.verbose = true");
+  ex.run();
+  std::printf("--- finished: %zu task(s) left ---\n",
+              reg.collect_all().size() + verbose_reg.collect_all().size());
+}
