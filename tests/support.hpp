@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Helpers shared by the tests: a registry on the manual clock, a coroutine
+// that starts eagerly and owns itself, and awaiters with particular
+// suspension behaviour.
+
+#include <await_tree/await_tree.hpp>
+#include <chrono>
+#include <coroutine>
+#include <exception>
+#include <string>
+
+#include "runtime/executor.hpp"
+
+namespace test {
+
+using namespace std::chrono_literals;
+
+/// A registry whose durations come from rt::manual_clock, reset to zero.
+inline await_tree::registry manual_registry(bool verbose = false) {
+  rt::manual_clock::set(0ns);
+  return await_tree::registry(
+      await_tree::config{.verbose = verbose, .clock = &rt::manual_clock::now});
+}
+
+/// The key's tree as text, or a marker when the key is not registered.
+template <class Key>
+std::string text_of(const await_tree::registry& reg, const Key& key) {
+  const auto t = reg.get(key);
+  return t ? t->to_string() : std::string("<no tree>");
+}
+
+/// Starts running at once, inline in its caller, and frees itself when done:
+/// work that is started inside a node and may outlive it.
+struct fire_and_forget {
+  struct promise_type {
+    fire_and_forget get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+/// Suspends, then resumes at once by returning false from await_suspend:
+/// goes through the whole suspension protocol without a hand-off.
+struct bounce {
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<>) const noexcept { return false; }
+  void await_resume() const noexcept {}
+};
+
+/// Its await_suspend throws, so the coroutine resumes with the exception.
+struct throwing_suspend {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<>) const { throw std::runtime_error("suspend failed"); }
+  void await_resume() const noexcept {}
+};
+
+}  // namespace test

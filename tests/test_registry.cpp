@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+// Registration, lookup, replacement and lifetimes, without running tasks.
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace test;
+using await_tree::any_key;
+using await_tree::registry;
+using await_tree::tree_root;
+
+TEST_CASE("a registered task is listed until its root ends", "[registry]") {
+  registry reg = manual_registry();
+  {
+    const tree_root root = reg.register_task(42, "actor 42");
+    CHECK(text_of(reg, 42) == "actor 42 [0ns]\n");
+    CHECK(reg.get(42)->active_node_count() == 1);
+    CHECK_FALSE(reg.get(43));
+    CHECK(reg.collect_all().size() == 1);
+  }
+  CHECK_FALSE(reg.get(42));
+  CHECK(reg.collect_all().empty());
+}
+
+TEST_CASE("collect<K> returns exactly the keys of type K", "[registry]") {
+  registry reg = manual_registry();
+  const auto a = reg.register_task(1, "int 1");
+  const auto b = reg.register_task(2, "int 2");
+  const auto c = reg.register_task(std::string("one"), "string one");
+  const auto d = reg.register_anonymous("anonymous");
+
+  auto ints = reg.collect<int>();
+  std::sort(ints.begin(), ints.end(),
+            [](const auto& x, const auto& y) { return x.first < y.first; });
+  REQUIRE(ints.size() == 2);
+  CHECK(ints[0].first == 1);
+  CHECK(ints[1].second.to_string() == "int 2 [0ns]\n");
+
+  const auto strings = reg.collect<std::string>();
+  REQUIRE(strings.size() == 1);
+  CHECK(strings[0].first == "one");
+
+  const auto anonymous = reg.collect_anonymous();
+  REQUIRE(anonymous.size() == 1);
+  CHECK(anonymous[0].to_string() == "anonymous [0ns]\n");
+
+  const auto all = reg.collect_all();
+  CHECK(all.size() == 4);
+  CHECK(std::count_if(all.begin(), all.end(),
+                      [](const auto& e) { return e.first.is_anonymous(); }) == 1);
+  CHECK(reg.collect<double>().empty());
+}
+
+TEST_CASE("registering an existing key replaces the entry", "[registry]") {
+  registry reg = manual_registry();
+  std::optional<tree_root> first = reg.register_task(7, "first");
+  const tree_root second = reg.register_task(7, "second");
+  CHECK(text_of(reg, 7) == "second [0ns]\n");
+  first.reset();  // the replaced root ends: it must not remove its successor
+  CHECK(text_of(reg, 7) == "second [0ns]\n");
+  CHECK(reg.collect_all().size() == 1);
+}
+
+TEST_CASE("keys of different types never compare equal", "[registry]") {
+  registry reg = manual_registry();
+  const auto a = reg.register_task(1, "int");
+  const auto b = reg.register_task(1L, "long");
+  const auto c = reg.register_task(std::string("1"), "string");
+  CHECK(reg.collect_all().size() == 3);
+  CHECK(text_of(reg, 1) == "int [0ns]\n");
+  CHECK(text_of(reg, 1L) == "long [0ns]\n");
+  CHECK(any_key(1) != any_key(1L));
+  CHECK(any_key(std::string("x")) == any_key(std::string("x")));
+}
+
+TEST_CASE("any_key prints the key, and anonymous tasks are told apart", "[registry]") {
+  CHECK(any_key(42).to_string() == "42");
+  CHECK(any_key(std::string("actor")).to_string() == "actor");
+  CHECK(fmt::format("[{}]", any_key(3)) == "[3]");
+  const any_key a = any_key::anonymous(1);
+  const any_key b = any_key::anonymous(2);
+  CHECK(a.is_anonymous());
+  CHECK_FALSE(any_key(1).is_anonymous());
+  CHECK(a != b);
+  CHECK(a == any_key::anonymous(1));
+  CHECK(a.to_string() == "anonymous #1");
+  CHECK(any_key(5).get<int>() != nullptr);
+  CHECK(*any_key(5).get<int>() == 5);
+  CHECK(any_key(5).get<long>() == nullptr);
+  CHECK(a.get<int>() == nullptr);
+
+  registry reg = manual_registry();
+  const auto r1 = reg.register_anonymous("same name");
+  const auto r2 = reg.register_anonymous("same name");
+  CHECK(reg.collect_anonymous().size() == 2);
+  CHECK(r1.key() != r2.key());
+}
+
+TEST_CASE("clear unlists every task; their roots end quietly", "[registry]") {
+  registry reg = manual_registry();
+  const auto a = reg.register_task(1, "a");
+  const auto b = reg.register_anonymous("b");
+  reg.clear();
+  CHECK(reg.collect_all().empty());
+  CHECK(a.snapshot().has_value());  // the task itself still runs
+  const auto c = reg.register_task(1, "c");
+  CHECK(text_of(reg, 1) == "c [0ns]\n");
+}
+
+TEST_CASE("roots may outlive their registry, and a registry its roots", "[registry][lifetime]") {
+  std::optional<tree_root> root;
+  {
+    registry reg = manual_registry();
+    root = reg.register_task(1, "outlives the registry");
+    const registry copy = reg;  // copies share the same tasks
+    CHECK(copy.collect_all().size() == 1);
+  }
+  REQUIRE(root->snapshot().has_value());
+  CHECK(root->snapshot()->to_string() == "outlives the registry [0ns]\n");
+  tree_root moved = std::move(*root);
+  root.reset();
+  CHECK(moved.snapshot().has_value());
+  tree_root other = manual_registry().register_task(2, "other");
+  other = std::move(moved);  // ends "other", takes over the first root
+  CHECK(other.snapshot()->to_string() == "outlives the registry [0ns]\n");
+}
+
+TEST_CASE("durations come from the configured clock at the snapshot instant", "[registry]") {
+  registry reg = manual_registry();
+  const auto root = reg.register_task(1, "timed");
+  rt::manual_clock::advance(1500ms);
+  CHECK(text_of(reg, 1) == "timed [1.500s]\n");
+  rt::manual_clock::advance(10s);
+  CHECK(text_of(reg, 1) == "timed [11.500s]\n");  // a root is long-running: never flagged
+}
+
+TEST_CASE("outside any task there is no current tree", "[registry]") {
+  CHECK_FALSE(await_tree::current_tree().has_value());
+}
+
+TEST_CASE("the global registry is created once and dumped with keys", "[registry][global]") {
+  await_tree::init_global_registry(await_tree::config{.clock = &rt::manual_clock::now});
+  CHECK_FALSE(await_tree::init_global_registry());
+  registry* global = await_tree::global_registry();
+  REQUIRE(global != nullptr);
+  rt::manual_clock::set(0ns);
+  const auto a = global->register_task(std::string("worker b"), "b");
+  const auto b = global->register_task(std::string("worker a"), "a");
+
+  std::FILE* file = std::tmpfile();
+  REQUIRE(file != nullptr);
+  await_tree::dump(file);
+  std::rewind(file);
+  std::string written(4096, '\0');
+  written.resize(std::fread(written.data(), 1, written.size(), file));
+  std::fclose(file);
+  CHECK(written == "[worker a]\na [0ns]\n\n[worker b]\nb [0ns]\n\n");
+  CHECK(await_tree::dump_to_string(*global) == written);
+}
