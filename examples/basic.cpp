@@ -12,14 +12,15 @@
 // Usage: basic [--fast]   (--fast: one "second" lasts 10 ms)
 
 #include <await_tree/await_tree.hpp>
-#include <chrono>
-#include <cstdio>
-#include <string>
-#include <string_view>
 
 #include "runtime/combinators.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/task.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <string_view>
 
 namespace {
 

@@ -6,12 +6,13 @@
 // suspension behaviour.
 
 #include <await_tree/await_tree.hpp>
+
+#include "runtime/executor.hpp"
+
 #include <chrono>
 #include <coroutine>
 #include <exception>
 #include <string>
-
-#include "runtime/executor.hpp"
 
 namespace test {
 

@@ -14,13 +14,14 @@
 
 #ifndef AWAIT_TREE_TEST_SANITIZED
 
+#include "runtime/task.hpp"
+#include "support.hpp"
+
 #include <catch2/catch.hpp>
+
 #include <coroutine>
 #include <cstdlib>
 #include <new>
-
-#include "runtime/task.hpp"
-#include "support.hpp"
 
 namespace {
 thread_local std::size_t allocations = 0;

@@ -4,14 +4,15 @@
 // user-style lazy task and combinators. Then the integration points, which
 // make plain awaits exact too. Cross-thread cases are in test_threads.cpp.
 
-#include <catch2/catch.hpp>
-#include <cstdint>
-#include <string>
-
 #include "runtime/combinators.hpp"
 #include "runtime/event.hpp"
 #include "runtime/task.hpp"
 #include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <string>
 
 using namespace test;
 using await_tree::instrument;

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The text and JSON renderings, on snapshots built by hand.
 
-#include <algorithm>
 #include <await_tree/await_tree.hpp>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <vector>

@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // Registration, lookup, replacement and lifetimes, without running tasks.
 
-#include <algorithm>
+#include "support.hpp"
+
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "support.hpp"
 
 using namespace test;
 using await_tree::any_key;

@@ -3,17 +3,18 @@
 // cancellation, exceptions, re-awaiting, verbose spans. Everything runs on the
 // deterministic executor and manual clock, with a snapshot between steps.
 
+#include "runtime/combinators.hpp"
+#include "runtime/event.hpp"
+#include "runtime/task.hpp"
+#include "support.hpp"
+
 #include <catch2/catch.hpp>
+
 #include <ostream>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include "runtime/combinators.hpp"
-#include "runtime/event.hpp"
-#include "runtime/task.hpp"
-#include "support.hpp"
 
 using namespace test;
 using await_tree::instrument;

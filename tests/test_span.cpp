@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <await_tree/span.hpp>
+
 #include <catch2/catch.hpp>
+
 #include <string>
 #include <utility>
 

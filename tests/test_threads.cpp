@@ -3,19 +3,20 @@
 // at once, while another thread snapshots the registry continuously. Run
 // under ThreadSanitizer in CI. Assertions stay on the test thread.
 
-#include <atomic>
-#include <catch2/catch.hpp>
-#include <chrono>
-#include <functional>
-#include <string>
-#include <thread>
-#include <vector>
-
 #include "runtime/combinators.hpp"
 #include "runtime/event.hpp"
 #include "runtime/task.hpp"
 #include "runtime/thread_pool.hpp"
 #include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
 
 using namespace test;
 using await_tree::instrument;

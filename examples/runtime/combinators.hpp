@@ -6,14 +6,14 @@
 // small branch coroutine that reports back when the child finishes. Children
 // may finish on different threads at once.
 
+#include "task.hpp"
+
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
 #include <exception>
 #include <utility>
 #include <vector>
-
-#include "task.hpp"
 
 namespace rt {
 namespace detail {

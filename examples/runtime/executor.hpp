@@ -5,9 +5,10 @@
 // deterministic: `step()` resumes one ready coroutine, or jumps the clock to
 // the next timer, so a test can look at the trees between any two steps.
 
+#include <await_tree/config.hpp>
+
 #include <algorithm>
 #include <atomic>
-#include <await_tree/config.hpp>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>

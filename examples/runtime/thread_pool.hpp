@@ -6,6 +6,7 @@
 // await_tree::context_scope, the executor-side integration point.
 
 #include <await_tree/context.hpp>
+
 #include <condition_variable>
 #include <coroutine>
 #include <cstddef>

@@ -31,8 +31,9 @@
 // root ended accepts no new nodes, and the stack is a bounded ring that drops
 // its oldest entries. `context_scope` gives executors exact boundaries.
 
-#include <array>
 #include <await_tree/detail/tree_state.hpp>
+
+#include <array>
 #include <cstddef>
 #include <utility>
 

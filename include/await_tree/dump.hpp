@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <await_tree/registry.hpp>
+
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <await_tree/registry.hpp>
 #include <cstdio>
 #include <string>
 

@@ -7,10 +7,11 @@
 // line per node in text and valid JSON, so a dump never breaks the tool that
 // reads it.
 
-#include <fmt/format.h>
-
 #include <await_tree/detail/utf8.hpp>
 #include <await_tree/tree.hpp>
+
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdint>
 #include <iterator>

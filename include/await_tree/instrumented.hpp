@@ -3,6 +3,7 @@
 
 #include <await_tree/detail/tracing_awaiter.hpp>
 #include <await_tree/span.hpp>
+
 #include <type_traits>
 #include <utility>
 

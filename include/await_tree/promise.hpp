@@ -3,6 +3,7 @@
 
 #include <await_tree/detail/tracing_awaiter.hpp>
 #include <await_tree/instrumented.hpp>
+
 #include <type_traits>
 #include <utility>
 

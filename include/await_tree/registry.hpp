@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include <atomic>
 #include <await_tree/any_key.hpp>
 #include <await_tree/config.hpp>
 #include <await_tree/context.hpp>
 #include <await_tree/detail/registry_state.hpp>
 #include <await_tree/tree_root.hpp>
+
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <optional>

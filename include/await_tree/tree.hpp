@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include <algorithm>
 #include <await_tree/span.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

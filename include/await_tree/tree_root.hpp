@@ -4,6 +4,7 @@
 #include <await_tree/any_key.hpp>
 #include <await_tree/detail/registry_state.hpp>
 #include <await_tree/detail/tracing_awaiter.hpp>
+
 #include <memory>
 #include <optional>
 #include <utility>

@@ -1,5 +1,6 @@
 // Smoke test for the packaged library: one registered task, one dump.
 #include <await_tree/await_tree.hpp>
+
 #include <cstdio>
 
 int main() {

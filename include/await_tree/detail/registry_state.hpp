@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include <array>
-#include <atomic>
 #include <await_tree/any_key.hpp>
 #include <await_tree/config.hpp>
 #include <await_tree/detail/tree_state.hpp>
+
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <optional>

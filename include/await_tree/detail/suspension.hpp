@@ -13,6 +13,7 @@
 // only this thread's stack and trees it holds a reference to.
 
 #include <await_tree/context.hpp>
+
 #include <optional>
 #include <utility>
 

@@ -3,6 +3,7 @@
 
 #include <await_tree/detail/awaiter_traits.hpp>
 #include <await_tree/detail/suspension.hpp>
+
 #include <coroutine>
 #include <optional>
 #include <type_traits>

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include <algorithm>
-#include <atomic>
 #include <await_tree/config.hpp>
 #include <await_tree/span.hpp>
 #include <await_tree/tree.hpp>
+
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <mutex>
