@@ -20,6 +20,7 @@
 #   clang-plain        clang++-16, Debug
 #   clang-asan-ubsan   clang++-16, AddressSanitizer (+LeakSanitizer) + UBSan
 #   clang-tsan         clang++-16, ThreadSanitizer
+#   bench-smoke        the benchmarks (tests/bench), Release, each run briefly
 #
 # Every configuration is built with Ninja and -DAWAIT_TREE_WERROR=ON into its
 # own directory build/<step>, then `ctest --output-on-failure` runs the Catch2
@@ -66,7 +67,7 @@ configs=(
   "clang-tsan|clang++-16|Debug|-O1 $tsan_flags|tsan"
 )
 all_steps=(gcc-plain install subdir gcc-asan-ubsan gcc-tsan gcc-glibcxx-debug
-  clang-plain clang-asan-ubsan clang-tsan)
+  clang-plain clang-asan-ubsan clang-tsan bench-smoke)
 
 # ---------------------------------------------------------------------------
 # Output helpers
@@ -346,10 +347,25 @@ run_subdir_check() {
   fi
 }
 
+# The benchmarks, built optimised and run for a moment each: they must build
+# and run; their timings are not judged here (tests/bench/run.sh reports them).
+run_bench_smoke() {
+  local dir="$build_root/bench"
+  cmake -S "$repo_root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ \
+    -DAWAIT_TREE_BUILD_BENCHMARKS=ON -DAWAIT_TREE_BUILD_TESTS=OFF -DAWAIT_TREE_BUILD_EXAMPLES=OFF \
+    -DAWAIT_TREE_WERROR=ON || return 1
+  cmake --build "$dir" -j "$jobs" || return 1
+  local bench
+  for bench in "$dir"/tests/bench/bench_*; do
+    "$bench" --benchmark_min_time=0.01 || return 1
+  done
+}
+
 run_step() {  # step name
   case "$1" in
     install) run_install_check ;;
     subdir) run_subdir_check ;;
+    bench-smoke) run_bench_smoke ;;
     *) run_config "$1" ;;
   esac
 }

@@ -152,6 +152,11 @@ class tree_state {
     bool live = false;
   };
 
+ public:
+  /// Arena memory per node; the name stays in the instrumented awaitable.
+  static constexpr std::size_t bytes_per_node = sizeof(slot);
+
+ private:
   tree_state(span root, const config& cfg)
       : root_span_(std::move(root).long_running()),
         clock_(cfg.clock ? cfg.clock : &steady_now),

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: Apache-2.0
+// Registering tasks: a root registered and dropped, tasks spawned registered
+// or not, and registration from two threads at once.
+
+#include <await_tree/await_tree.hpp>
+
+#include "compare.hpp"
+#include "runtime/executor.hpp"
+#include "runtime/task.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+namespace {
+
+void register_and_drop(benchmark::State& state) {
+  await_tree::registry reg;
+  int key = 0;
+  for (auto _ : state) {
+    auto root = reg.register_task(++key, "task");
+    benchmark::DoNotOptimize(root);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void register_anonymous_and_drop(benchmark::State& state) {
+  await_tree::registry reg;
+  for (auto _ : state) {
+    auto root = reg.register_anonymous("task");
+    benchmark::DoNotOptimize(root);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+rt::task<> short_task(rt::executor& ex) { co_await ex.yield(); }
+
+/// 10,000 tasks that yield once, spawned on one executor, registered or not.
+void spawn_tasks(benchmark::State& state) {
+  await_tree::registry reg;
+  rt::executor ex;
+  bench::compare(
+      state, 10'000,
+      [&](std::size_t ops) {
+        for (std::size_t i = 0; i < ops; ++i) rt::spawn(ex, short_task(ex));
+        ex.run();
+      },
+      [&](std::size_t ops) {
+        for (std::size_t i = 0; i < ops; ++i) {
+          rt::spawn(ex, reg.register_task(static_cast<int>(i), "task").instrument(short_task(ex)));
+        }
+        ex.run();
+      });
+}
+
+/// Registrations per second from one thread, then from two at once, on one
+/// registry: the ratio shows whether registration serialises.
+void registration_scaling(benchmark::State& state) {
+  constexpr int per_thread = 100'000;
+  await_tree::registry reg;
+  const auto register_many = [&](int first_key) {
+    for (int i = 0; i < per_thread; ++i) {
+      auto root = reg.register_task(first_key + i, "task");
+      benchmark::DoNotOptimize(root);
+    }
+  };
+  const auto seconds = [](auto&& f) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  std::vector<double> one;
+  std::vector<double> two;
+  for (auto _ : state) {
+    one.push_back(per_thread / seconds([&] { register_many(0); }));
+    two.push_back(2 * per_thread / seconds([&] {
+                    std::thread other([&] { register_many(per_thread); });
+                    register_many(2 * per_thread);
+                    other.join();
+                  }));
+  }
+  state.counters["one_thread_per_s"] = bench::median(one);
+  state.counters["two_threads_per_s"] = bench::median(two);
+  state.counters["scaling"] = bench::median(two) / bench::median(one);
+}
+
+}  // namespace
+
+BENCHMARK(register_and_drop);
+BENCHMARK(register_anonymous_and_drop);
+BENCHMARK(spawn_tasks)->Unit(benchmark::kMillisecond);
+BENCHMARK(registration_scaling)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+BENCHMARK_MAIN();
