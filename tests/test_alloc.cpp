@@ -14,31 +14,15 @@
 
 #ifndef AWAIT_TREE_TEST_SANITIZED
 
+#include "counting_new.hpp"
 #include "runtime/task.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <coroutine>
-#include <cstdlib>
-#include <new>
 
-namespace {
-thread_local std::size_t allocations = 0;
-}  // namespace
-
-// GCC pairs the replaced operator new with the free() below and warns of a
-// mismatch that is not one: both sides are this file's.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t size) {
-  ++allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
+using counting_new::allocations;
 
 using namespace test;
 using await_tree::instrument;

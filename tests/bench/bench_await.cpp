@@ -4,6 +4,7 @@
 
 #include <await_tree/await_tree.hpp>
 
+#include "../counting_new.hpp"
 #include "compare.hpp"
 #include "runtime/combinators.hpp"
 #include "runtime/executor.hpp"
@@ -11,25 +12,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include <cstdlib>
-#include <new>
-
-namespace {
-std::size_t allocations = 0;  // single-threaded benchmarks only
-}  // namespace
-
-// GCC pairs the replaced operator new with the free() below and warns of a
-// mismatch that is not one: both sides are this file's.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t size) {
-  ++allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
+using counting_new::allocations;
 
 using await_tree::instrument;
 
