@@ -13,6 +13,7 @@
 #include <coroutine>
 #include <exception>
 #include <string>
+#include <utility>
 
 namespace test {
 
@@ -31,6 +32,25 @@ std::string text_of(const await_tree::registry& reg, const Key& key) {
   const auto t = reg.get(key);
   return t ? t->to_string() : std::string("<no tree>");
 }
+
+/// The setting most tests share: a registry on the manual clock, a
+/// deterministic executor, and the task under test registered as key 0.
+struct single_task {
+  await_tree::registry reg = manual_registry();
+  rt::executor ex{true};
+
+  template <class Awaitable>
+  void spawn(Awaitable task) {
+    rt::spawn(ex, reg.register_task(0, "root").instrument(std::move(task)));
+  }
+  /// The task's tree as text now.
+  [[nodiscard]] std::string text() const { return text_of(reg, 0); }
+  /// Runs everything left; true when the task has ended and left the registry.
+  [[nodiscard]] bool finishes() {
+    ex.run();
+    return !reg.get(0).has_value();
+  }
+};
 
 /// Starts running at once, inline in its caller, and frees itself when done:
 /// work that is started inside a node and may outlive it.

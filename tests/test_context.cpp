@@ -127,8 +127,7 @@ TEST_CASE("long loops of children that complete at once keep the tree and the st
         "even without await-tree, so it is skipped here");
     return;
   }
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   long sum = 0;
   std::size_t max_nodes = 0;
   auto body = [&]() -> rt::task<> {
@@ -137,29 +136,28 @@ TEST_CASE("long loops of children that complete at once keep the tree and the st
       if (i % 250'000 == 0)
         max_nodes = std::max(max_nodes, await_tree::current_tree()->active_node_count());
     }
-    co_await instrument(ex.sleep(1ms), "done");
+    co_await instrument(t.ex.sleep(1ms), "done");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(0ms);
+  t.spawn(body());
+  t.ex.run_until(0ms);
   CHECK(sum == 999'999L * 1'000'000L / 2);
   CHECK(max_nodes == 1);  // between awaits only the root: no node is left behind
-  CHECK(text_of(reg, 0) == "root [0ns]\n  done [0ns]\n");
-  ex.run();
+  CHECK(t.text() == "root [0ns]\n  done [0ns]\n");
+  t.ex.run();
 }
 
 TEST_CASE("(c) when_all starting its children in turn puts each under the join", "[context]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   rt::event a, b;
   auto body = [&]() -> rt::task<> {
     co_await instrument(rt::when_all(instrument(wait_for(a, "wait a"), "a"),
                                      instrument(wait_for(b, "wait b"), "b")),
                         "join");
-    co_await instrument(ex.sleep(1ms), "after join");
+    co_await instrument(t.ex.sleep(1ms), "after join");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(0ms);
-  CHECK(text_of(reg, 0) ==
+  t.spawn(body());
+  t.ex.run_until(0ms);
+  CHECK(t.text() ==
         "root [0ns]\n"
         "  join [0ns]\n"
         "    a [0ns]\n"
@@ -167,26 +165,24 @@ TEST_CASE("(c) when_all starting its children in turn puts each under the join",
         "    b [0ns]\n"
         "      wait b [0ns]\n");
   a.set();  // a's branch finishes and hands control back: nothing is current
-  CHECK(text_of(reg, 0) == "root [0ns]\n  join [0ns]\n    b [0ns]\n      wait b [0ns]\n");
+  CHECK(t.text() == "root [0ns]\n  join [0ns]\n    b [0ns]\n      wait b [0ns]\n");
   b.set();
-  CHECK(text_of(reg, 0) == "root [0ns]\n  after join [0ns]\n");
-  ex.run();
-  CHECK_FALSE(reg.get(0));
+  CHECK(t.text() == "root [0ns]\n  after join [0ns]\n");
+  CHECK(t.finishes());
 }
 
 TEST_CASE("(c) when_all whose children all complete at once", "[context]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   auto body = [&]() -> rt::task<> {
     co_await instrument(rt::when_all(instrument(completes_at_once(1), "one"),
                                      instrument(completes_at_once(2), "two")),
                         "join");
-    co_await instrument(ex.sleep(1ms), "after join");
+    co_await instrument(t.ex.sleep(1ms), "after join");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(0ms);
-  CHECK(text_of(reg, 0) == "root [0ns]\n  after join [0ns]\n");
-  ex.run();
+  t.spawn(body());
+  t.ex.run_until(0ms);
+  CHECK(t.text() == "root [0ns]\n  after join [0ns]\n");
+  t.ex.run();
 }
 
 TEST_CASE("(d) a task resumed inline by another keeps its own tree", "[context]") {
@@ -218,8 +214,7 @@ TEST_CASE("(d) a task resumed inline by another keeps its own tree", "[context]"
 }
 
 TEST_CASE("(f) work started inside a node that outlives it is shown detached", "[context]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   rt::event fetched, later;
   auto start_fetch = [&]() -> rt::task<> {
     // An eager coroutine: it runs inline, inside "start fetch", and lives on.
@@ -227,59 +222,57 @@ TEST_CASE("(f) work started inside a node that outlives it is shown detached", "
     [](rt::event& done, rt::executor& on) -> fire_and_forget {
       co_await instrument(done.wait(), "fetch block 1234");
       co_await instrument(on.sleep(1ms), "fill cache");
-    }(fetched, ex);
-    co_await instrument(ex.sleep(1ms), "register waiter");
+    }(fetched, t.ex);
+    co_await instrument(t.ex.sleep(1ms), "register waiter");
   };
   auto body = [&]() -> rt::task<> {
     co_await instrument(start_fetch(), "start fetch");
     co_await instrument(later.wait(), "serve other requests");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(0ms);
-  CHECK(text_of(reg, 0) ==
+  t.spawn(body());
+  t.ex.run_until(0ms);
+  CHECK(t.text() ==
         "root [0ns]\n"
         "  start fetch [0ns]\n"
         "    fetch block 1234 [0ns]\n"
         "    register waiter [0ns]\n");
-  ex.run_until(1ms);
-  const auto t = reg.get(0);
-  REQUIRE(t);
-  CHECK(t->detached_node_count() == 1);
-  CHECK(t->to_string() ==
+  t.ex.run_until(1ms);
+  const auto snapshot = t.reg.get(0);
+  REQUIRE(snapshot);
+  CHECK(snapshot->detached_node_count() == 1);
+  CHECK(snapshot->to_string() ==
         "root [1.000ms]\n"
         "  serve other requests [0ns]\n"
         "[Detached " +
-            std::to_string(t->nodes()[2].id) +
+            std::to_string(snapshot->nodes()[2].id) +
             "]\n"
             "  fetch block 1234 [1.000ms]\n");
   fetched.set();  // the detached work goes on, still in its own subtree
-  CHECK(text_of(reg, 0).find("  fill cache [0ns]\n") != std::string::npos);
-  CHECK(reg.get(0)->detached_node_count() == 1);
-  ex.run_until(2ms);
-  CHECK(text_of(reg, 0) == "root [2.000ms]\n  serve other requests [1.000ms]\n");
+  CHECK(t.text().find("  fill cache [0ns]\n") != std::string::npos);
+  CHECK(t.reg.get(0)->detached_node_count() == 1);
+  t.ex.run_until(2ms);
+  CHECK(t.text() == "root [2.000ms]\n  serve other requests [1.000ms]\n");
   later.set();
-  CHECK_FALSE(reg.get(0));
+  CHECK_FALSE(t.reg.get(0));
 }
 
 TEST_CASE("a node whose parent completes first becomes detached, then goes", "[context]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   rt::event slow;
   auto body = [&]() -> rt::task<> {
     auto background = instrument(wait_for(slow, "slow work"), "background");
-    co_await instrument(rt::when_any(background, instrument(ex.sleep(1ms), "deadline")), "race");
-    co_await instrument(ex.sleep(1ms), "after race");
+    co_await instrument(rt::when_any(background, instrument(t.ex.sleep(1ms), "deadline")), "race");
+    co_await instrument(t.ex.sleep(1ms), "after race");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(1ms);
-  CHECK(reg.get(0)->detached_node_count() == 1);
-  ex.run_until(2ms);  // the awaitable died with the task's frame state: gone
-  CHECK_FALSE(reg.get(0));
+  t.spawn(body());
+  t.ex.run_until(1ms);
+  CHECK(t.reg.get(0)->detached_node_count() == 1);
+  t.ex.run_until(2ms);  // the awaitable died with the task's frame state: gone
+  CHECK_FALSE(t.reg.get(0));
 }
 
 TEST_CASE("tasks outliving their root's end add no nodes", "[context][lifetime]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   rt::event release;
   auto body = [&]() -> rt::task<> {
     [](rt::event& e) -> fire_and_forget {
@@ -288,11 +281,10 @@ TEST_CASE("tasks outliving their root's end add no nodes", "[context][lifetime]"
     }(release);
     co_return;
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run();
-  CHECK_FALSE(reg.get(0));
+  t.spawn(body());
+  CHECK(t.finishes());
   release.set();  // resumes detached work of a finished task: safe, no tree
-  CHECK(reg.collect_all().empty());
+  CHECK(t.reg.collect_all().empty());
 }
 
 TEST_CASE("instrumented awaits outside any task pass straight through", "[context]") {
@@ -324,8 +316,7 @@ traced_task<> plain_child(rt::executor& ex) {
 }  // namespace
 
 TEST_CASE("the promise mixin keeps plain awaits exact", "[context][integration]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   rt::event a, b;
   auto fan_out = [&]() -> traced_task<> {
     // A plain when_all: its branches still land under the current node.
@@ -333,19 +324,19 @@ TEST_CASE("the promise mixin keeps plain awaits exact", "[context][integration]"
                           instrument(wait_for(b, "wait b"), "b"));
   };
   auto body = [&]() -> traced_task<> {
-    co_await ex.sleep(1ms);
-    co_await instrument(plain_child(ex), "child");
+    co_await t.ex.sleep(1ms);
+    co_await instrument(plain_child(t.ex), "child");
     co_await instrument(fan_out(), "fan out");
-    co_await instrument(ex.sleep(1ms), "last");
+    co_await instrument(t.ex.sleep(1ms), "last");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(1ms);
-  CHECK(text_of(reg, 0) == "root [1.000ms]\n  child [0ns]\n");
-  ex.run_until(2ms);
-  CHECK(text_of(reg, 0) ==
+  t.spawn(body());
+  t.ex.run_until(1ms);
+  CHECK(t.text() == "root [1.000ms]\n  child [0ns]\n");
+  t.ex.run_until(2ms);
+  CHECK(t.text() ==
         "root [2.000ms]\n  child [1.000ms]\n    instrumented after a plain await [0ns]\n");
-  ex.run_until(3ms);
-  CHECK(text_of(reg, 0) ==
+  t.ex.run_until(3ms);
+  CHECK(t.text() ==
         "root [3.000ms]\n"
         "  fan out [0ns]\n"
         "    a [0ns]\n"
@@ -353,17 +344,15 @@ TEST_CASE("the promise mixin keeps plain awaits exact", "[context][integration]"
         "    b [0ns]\n"
         "      wait b [0ns]\n");
   a.set();  // branch a ends in the when_all's glue, which is not current
-  CHECK(text_of(reg, 0) == "root [3.000ms]\n  fan out [0ns]\n    b [0ns]\n      wait b [0ns]\n");
+  CHECK(t.text() == "root [3.000ms]\n  fan out [0ns]\n    b [0ns]\n      wait b [0ns]\n");
   b.set();
-  CHECK(text_of(reg, 0) == "root [3.000ms]\n  last [0ns]\n");
-  ex.run();
-  CHECK_FALSE(reg.get(0));
+  CHECK(t.text() == "root [3.000ms]\n  last [0ns]\n");
+  CHECK(t.finishes());
 }
 
 TEST_CASE("a context_scope resumes under a captured context and restores the thread",
           "[context][integration]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   await_tree::task_context captured;
   std::coroutine_handle<> parked;
   struct park {
@@ -378,14 +367,14 @@ TEST_CASE("a context_scope resumes under a captured context and restores the thr
   };
   auto body = [&]() -> rt::task<> {
     co_await park{captured, parked};  // a plain await: no node, no hook
-    co_await instrument(ex.sleep(1ms), "after the scope");
+    co_await instrument(t.ex.sleep(1ms), "after the scope");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
+  t.spawn(body());
   {
     // The executor's side of the hook: each step runs in a scope of its own,
     // which takes away what a plain await leaves on the thread.
     const await_tree::context_scope step{await_tree::task_context{}};
-    ex.run_until(0ms);
+    t.ex.run_until(0ms);
   }
   CHECK_FALSE(await_tree::current_tree());
   REQUIRE(parked);
@@ -395,13 +384,13 @@ TEST_CASE("a context_scope resumes under a captured context and restores the thr
     CHECK(await_tree::current_tree()->to_string() == "root [0ns]\n");
     parked.resume();
   }
-  CHECK(text_of(reg, 0) == "root [0ns]\n  after the scope [0ns]\n");
+  CHECK(t.text() == "root [0ns]\n  after the scope [0ns]\n");
   CHECK_FALSE(await_tree::current_tree());  // the scope put the thread back
   {
     const await_tree::context_scope empty{await_tree::task_context{}};
     CHECK_FALSE(await_tree::current_tree());
   }
-  ex.run();
+  t.ex.run();
   CHECK(captured.empty() == false);  // a captured context outliving its task is harmless
   const await_tree::context_scope stale(captured);
   CHECK_FALSE(await_tree::current_tree());

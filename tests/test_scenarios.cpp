@@ -110,19 +110,18 @@ struct rust_port {
 }  // namespace
 
 TEST_CASE("port of the Rust crate's functionality test", "[scenario]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
-  rust_port port{ex};
+  single_task t;
+  rust_port port{t.ex};
   auto hello = [&]() -> traced_task<> { co_await instrument(port.hello(), "hello"); };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(hello()));
+  t.spawn(hello());
 
   const auto at = [&](int ms) {
-    ex.run_until(milliseconds(ms));
-    return counts_of(reg);
+    t.ex.run_until(milliseconds(ms));
+    return counts_of(t.reg);
   };
 
   CHECK(at(0) == counts{9, 0});
-  CHECK(text_of(reg, 0) ==
+  CHECK(t.text() ==
         "root [0ns]\n"
         "  hello [0ns]\n"
         "    join [0ns]\n"
@@ -133,14 +132,14 @@ TEST_CASE("port of the Rust crate's functionality test", "[scenario]") {
         "        sleep nested 2500 [0ns]\n"
         "      multi sleep [0ns]\n");
   CHECK(at(400) == counts{10, 0});  // multi sleep's second sleep started
-  CHECK(text_of(reg, 0).find("      multi sleep [400.000ms]\n"
-                             "        sleep another in multi sleep [0ns]\n") != std::string::npos);
+  CHECK(t.text().find("      multi sleep [400.000ms]\n"
+                      "        sleep another in multi sleep [0ns]\n") != std::string::npos);
   CHECK(at(1000) == counts{9, 0});
   CHECK(at(1200) == counts{7, 0});
   CHECK(at(1500) == counts{6, 0});
   CHECK(at(2000) == counts{5, 0});
   CHECK(at(2500) == counts{5, 0});  // join done, join again started
-  CHECK(text_of(reg, 0) ==
+  CHECK(t.text() ==
         "root [2.500s]\n"
         "  hello [2.500s]\n"
         "    join again [0ns]\n"
@@ -148,7 +147,7 @@ TEST_CASE("port of the Rust crate's functionality test", "[scenario]") {
         "      sleep 2200 [0ns]\n");
   CHECK(at(3700) == counts{4, 0});
   CHECK(at(4700) == counts{7, 0});  // select started
-  CHECK(text_of(reg, 0) ==
+  CHECK(t.text() ==
         "root [4.700s]\n"
         "  hello [4.700s]\n"
         "    select [0ns]\n"
@@ -158,26 +157,26 @@ TEST_CASE("port of the Rust crate's functionality test", "[scenario]") {
         "        sleep nested 2500 [0ns]\n");
   // The select is over: the cancelled branch left nothing behind.
   CHECK(at(5366) == counts{3, 0});
-  CHECK(text_of(reg, 0) ==
+  CHECK(t.text() ==
         "root [5.366s]\n"
         "  hello [5.366s]\n"
         "    sleep 233 [0ns]\n");
   // Streams: every round removes the loser's node and adds a sleep.
   CHECK(at(5599) == counts{5, 0});
-  CHECK(text_of(reg, 0) ==
+  CHECK(t.text() ==
         "root [5.599s]\n"
         "  hello [5.599s]\n"
         "    streams [0ns]\n"
         "      stream1 next 0 [0ns]\n"
         "      stream2 next 0 [0ns]\n");
   CHECK(at(5749) == counts{4, 0});  // stream1 won round 0; sleep 0
-  CHECK(text_of(reg, 0).find("      sleep 0 [0ns]\n") != std::string::npos);
-  ex.run_until(milliseconds(6300));
-  CHECK(counts_of(reg) == counts{3, 0});  // streams over: back to one sleep
-  CHECK(text_of(reg, 0).find("sleep 233") != std::string::npos);
-  ex.run();
-  CHECK(counts_of(reg) == counts{0, 0});
-  CHECK(reg.collect_all().empty());
+  CHECK(t.text().find("      sleep 0 [0ns]\n") != std::string::npos);
+  t.ex.run_until(milliseconds(6300));
+  CHECK(counts_of(t.reg) == counts{3, 0});  // streams over: back to one sleep
+  CHECK(t.text().find("sleep 233") != std::string::npos);
+  t.ex.run();
+  CHECK(counts_of(t.reg) == counts{0, 0});
+  CHECK(t.reg.collect_all().empty());
 }
 
 namespace {
@@ -208,37 +207,34 @@ TEST_CASE("destroying a suspended frame removes its nodes", "[scenario][cancel]"
 }
 
 TEST_CASE("a when_any loser is cancelled and its nodes go with it", "[scenario][cancel]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   rt::event never;
   auto body = [&]() -> rt::task<> {
-    co_await instrument(rt::when_any(instrument(ex.sleep(10ms), "timer"),
+    co_await instrument(rt::when_any(instrument(t.ex.sleep(10ms), "timer"),
                                      instrument(wait_for(never, "never set"), "loser")),
                         "select");
-    co_await instrument(ex.sleep(10ms), "after");
+    co_await instrument(t.ex.sleep(10ms), "after");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(0ms);
-  CHECK(text_of(reg, 0) ==
+  t.spawn(body());
+  t.ex.run_until(0ms);
+  CHECK(t.text() ==
         "root [0ns]\n"
         "  select [0ns]\n"
         "    timer [0ns]\n"
         "    loser [0ns]\n"
         "      never set [0ns]\n");
-  ex.run_until(10ms);
-  CHECK(text_of(reg, 0) == "root [10.000ms]\n  after [0ns]\n");
-  ex.run();
-  CHECK_FALSE(reg.get(0));
+  t.ex.run_until(10ms);
+  CHECK(t.text() == "root [10.000ms]\n  after [0ns]\n");
+  CHECK(t.finishes());
 }
 
 TEST_CASE("exceptions pass through instrumented awaits and remove their nodes",
           "[scenario][exception]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   std::string caught;
   std::optional<await_tree::tree> tree_in_catch;
   auto failing = [&]() -> rt::task<int> {
-    co_await instrument(ex.sleep(1ms), "before failing");
+    co_await instrument(t.ex.sleep(1ms), "before failing");
     throw std::runtime_error("boom");
   };
   auto body = [&]() -> rt::task<> {
@@ -248,24 +244,21 @@ TEST_CASE("exceptions pass through instrumented awaits and remove their nodes",
       caught = e.what();
       tree_in_catch = await_tree::current_tree();
     }
-    co_await instrument(ex.sleep(1ms), "after the catch");
+    co_await instrument(t.ex.sleep(1ms), "after the catch");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(0ms);
-  CHECK(text_of(reg, 0) ==
-        "root [0ns]\n  outer [0ns]\n    inner [0ns]\n      before failing [0ns]\n");
-  ex.run_until(1ms);
+  t.spawn(body());
+  t.ex.run_until(0ms);
+  CHECK(t.text() == "root [0ns]\n  outer [0ns]\n    inner [0ns]\n      before failing [0ns]\n");
+  t.ex.run_until(1ms);
   CHECK(caught == "boom");
   REQUIRE(tree_in_catch);
   CHECK(tree_in_catch->to_string() == "root [1.000ms]\n");
-  CHECK(text_of(reg, 0) == "root [1.000ms]\n  after the catch [0ns]\n");
-  ex.run();
-  CHECK_FALSE(reg.get(0));
+  CHECK(t.text() == "root [1.000ms]\n  after the catch [0ns]\n");
+  CHECK(t.finishes());
 }
 
 TEST_CASE("an await_suspend that throws leaves no node behind", "[scenario][exception]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   bool caught = false;
   auto body = [&]() -> rt::task<> {
     try {
@@ -273,44 +266,43 @@ TEST_CASE("an await_suspend that throws leaves no node behind", "[scenario][exce
     } catch (const std::runtime_error&) {
       caught = true;
     }
-    co_await instrument(ex.sleep(1ms), "next");
+    co_await instrument(t.ex.sleep(1ms), "next");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(0ms);
+  t.spawn(body());
+  t.ex.run_until(0ms);
   CHECK(caught);
-  CHECK(text_of(reg, 0) == "root [0ns]\n  next [0ns]\n");
-  ex.run();
+  CHECK(t.text() == "root [0ns]\n  next [0ns]\n");
+  t.ex.run();
 }
 
 TEST_CASE("an abandoned awaitable awaited again is re-attached, never duplicated",
           "[scenario][reattach]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   rt::event data;
   auto query = [&]() -> rt::task<> { co_await instrument(data.wait(), "wait for data"); };
   auto handle = [&]() -> rt::task<> {
     auto q = instrument(query(), "query");
     const std::size_t winner =
-        co_await instrument(rt::when_any(q, instrument(ex.sleep(10ms), "timeout")), "select");
+        co_await instrument(rt::when_any(q, instrument(t.ex.sleep(10ms), "timeout")), "select");
     CHECK(winner == 1);
-    co_await instrument(ex.sleep(5ms), "log warning");
+    co_await instrument(t.ex.sleep(5ms), "log warning");
     co_await q;  // keep waiting for the same query
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(handle()));
-  ex.run_until(0ms);
-  CHECK(text_of(reg, 0) ==
+  t.spawn(handle());
+  t.ex.run_until(0ms);
+  CHECK(t.text() ==
         "root [0ns]\n"
         "  select [0ns]\n"
         "    query [0ns]\n"
         "      wait for data [0ns]\n"
         "    timeout [0ns]\n");
-  ex.run_until(10ms);  // timeout: the select is gone, the query lives on
-  const auto t = reg.get(0);
-  REQUIRE(t);
-  CHECK(t->detached_node_count() == 1);
-  CHECK(t->active_node_count() == 4);
-  const std::string detached_id = std::to_string(t->nodes()[2].id);
-  CHECK(t->to_string() ==
+  t.ex.run_until(10ms);  // timeout: the select is gone, the query lives on
+  const auto snapshot = t.reg.get(0);
+  REQUIRE(snapshot);
+  CHECK(snapshot->detached_node_count() == 1);
+  CHECK(snapshot->active_node_count() == 4);
+  const std::string detached_id = std::to_string(snapshot->nodes()[2].id);
+  CHECK(snapshot->to_string() ==
         "root [10.000ms]\n"
         "  log warning [0ns]\n"
         "[Detached " +
@@ -318,19 +310,18 @@ TEST_CASE("an abandoned awaitable awaited again is re-attached, never duplicated
             "]\n"
             "  query [10.000ms]\n"
             "    wait for data [10.000ms]\n");
-  ex.run_until(15ms);  // awaited again: back under the root, same node
-  CHECK(text_of(reg, 0) ==
+  t.ex.run_until(15ms);  // awaited again: back under the root, same node
+  CHECK(t.text() ==
         "root [15.000ms]\n"
         "  query [15.000ms]\n"
         "    wait for data [15.000ms]\n");
-  CHECK(reg.get(0)->nodes()[1].id == std::stoul(detached_id));
+  CHECK(t.reg.get(0)->nodes()[1].id == std::stoul(detached_id));
   data.set();
-  CHECK_FALSE(reg.get(0));
+  CHECK_FALSE(t.reg.get(0));
 }
 
 TEST_CASE("an abandoned awaitable whose work finished while detached", "[scenario][reattach]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   rt::event data;
   auto query = [&]() -> rt::task<int> {
     co_await instrument(data.wait(), "wait for data");
@@ -339,13 +330,13 @@ TEST_CASE("an abandoned awaitable whose work finished while detached", "[scenari
   int answer = 0;
   auto handle = [&]() -> rt::task<> {
     auto q = instrument(query(), "query");
-    co_await instrument(rt::when_any(q, instrument(ex.sleep(10ms), "timeout")), "select");
-    co_await instrument(ex.sleep(5ms), "meanwhile");
+    co_await instrument(rt::when_any(q, instrument(t.ex.sleep(10ms), "timeout")), "select");
+    co_await instrument(t.ex.sleep(5ms), "meanwhile");
     answer = co_await q;  // already done: no suspension
-    co_await instrument(ex.sleep(1ms), "end");
+    co_await instrument(t.ex.sleep(1ms), "end");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(handle()));
-  ex.run_until(12ms);
+  t.spawn(handle());
+  t.ex.run_until(12ms);
   {
     // The query runs to its end with nobody awaiting it: it leaves through no
     // instrumented await, so only a scope (the executor hook) ends its
@@ -354,20 +345,19 @@ TEST_CASE("an abandoned awaitable whose work finished while detached", "[scenari
     data.set();
   }
   // Its node stays, detached, until the awaitable is awaited again.
-  const auto t = reg.get(0);
-  REQUIRE(t);
-  CHECK(t->to_string() ==
+  const auto snapshot = t.reg.get(0);
+  REQUIRE(snapshot);
+  CHECK(snapshot->to_string() ==
         "root [12.000ms]\n"
         "  meanwhile [2.000ms]\n"
         "[Detached " +
-            std::to_string(t->nodes()[2].id) +
+            std::to_string(snapshot->nodes()[2].id) +
             "]\n"
             "  query [12.000ms]\n");
-  ex.run_until(15ms);
+  t.ex.run_until(15ms);
   CHECK(answer == 42);
-  CHECK(text_of(reg, 0) == "root [15.000ms]\n  end [0ns]\n");
-  ex.run();
-  CHECK_FALSE(reg.get(0));
+  CHECK(t.text() == "root [15.000ms]\n  end [0ns]\n");
+  CHECK(t.finishes());
 }
 
 TEST_CASE("verbose spans are recorded only when the registry asks for them",
@@ -391,55 +381,52 @@ TEST_CASE("verbose spans are recorded only when the registry asks for them",
 }
 
 TEST_CASE("awaits that complete without a hand-off leave the tree as it was", "[scenario]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   auto body = [&]() -> rt::task<> {
     for (int i = 0; i < 3; ++i) co_await instrument(bounce{}, "bounce");
     co_await instrument(std::suspend_never{}, "ready at once");
-    co_await instrument(ex.sleep(1ms), "sleep");
+    co_await instrument(t.ex.sleep(1ms), "sleep");
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(0ms);
-  CHECK(text_of(reg, 0) == "root [0ns]\n  sleep [0ns]\n");
-  ex.run();
+  t.spawn(body());
+  t.ex.run_until(0ms);
+  CHECK(t.text() == "root [0ns]\n  sleep [0ns]\n");
+  t.ex.run();
 }
 
 TEST_CASE("dynamic span names are built with fmt", "[scenario]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   auto body = [&]() -> rt::task<> {
     for (int block = 1; block <= 2; ++block) {
-      co_await instrument(ex.sleep(1ms), fmt::format("read block {}", block));
+      co_await instrument(t.ex.sleep(1ms), fmt::format("read block {}", block));
     }
   };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(0ms);
-  CHECK(text_of(reg, 0) == "root [0ns]\n  read block 1 [0ns]\n");
-  ex.run_until(1ms);
-  CHECK(text_of(reg, 0) == "root [1.000ms]\n  read block 2 [0ns]\n");
-  ex.run();
+  t.spawn(body());
+  t.ex.run_until(0ms);
+  CHECK(t.text() == "root [0ns]\n  read block 1 [0ns]\n");
+  t.ex.run_until(1ms);
+  CHECK(t.text() == "root [1.000ms]\n  read block 2 [0ns]\n");
+  t.ex.run();
 }
 
 TEST_CASE("a snapshot taken inside the task marks where it runs", "[scenario][current]") {
-  await_tree::registry reg = manual_registry();
-  rt::executor ex(true);
+  single_task t;
   std::optional<await_tree::tree> seen;
   auto inner = [&]() -> rt::task<> {
     seen = await_tree::current_tree();
-    co_await instrument(ex.sleep(1ms), "sleep");
+    co_await instrument(t.ex.sleep(1ms), "sleep");
   };
   auto body = [&]() -> rt::task<> { co_await instrument(inner(), "outer"); };
-  rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
-  ex.run_until(0ms);
+  t.spawn(body());
+  t.ex.run_until(0ms);
   REQUIRE(seen);
   CHECK(seen->to_string() == "root [0ns]\n  outer [0ns]  <== current\n");
   const std::uint32_t outer_id = seen->nodes()[1].id;
   CHECK(seen->current_id() == outer_id);
   CHECK(seen->to_json().find(fmt::format(R"("current_ids":[{}])", outer_id)) != std::string::npos);
   // Suspended: nothing is current, and JSON points at the root.
-  const auto now = reg.get(0);
+  const auto now = t.reg.get(0);
   REQUIRE(now);
   CHECK(now->to_string() == "root [0ns]\n  outer [0ns]\n    sleep [0ns]\n");
   CHECK(now->current_id() == now->nodes()[0].id);
-  ex.run();
+  t.ex.run();
 }
