@@ -58,9 +58,10 @@ class executor {
 
   void schedule(std::coroutine_handle<> h) { ready_.push_back(h); }
 
-  /// Resumes one ready coroutine, or advances time to the earliest timer.
-  /// Returns false when nothing is left to do.
-  bool step() {
+  /// Resumes one ready coroutine, or advances time to the earliest timer and
+  /// fires the timers due by then (none due after `limit`). Returns false
+  /// when nothing is left to do.
+  bool step(std::chrono::nanoseconds limit = std::chrono::nanoseconds::max()) {
     if (!ready_.empty()) {
       const std::coroutine_handle<> h = ready_.front();
       ready_.pop_front();
@@ -74,7 +75,7 @@ class executor {
     } else if (const auto wait = due - now(); wait.count() > 0) {
       std::this_thread::sleep_for(wait);
     }
-    fire_due_timers();
+    fire_due_timers(std::min(now(), limit));
     return true;
   }
 
@@ -84,9 +85,12 @@ class executor {
   }
 
   /// Runs everything due until `deadline` on this executor's clock, then
-  /// lets the clock reach it.
+  /// lets the clock reach it. A timer due later does not fire, even when the
+  /// clock has passed it meanwhile (a slow machine): what runs up to a
+  /// deadline does not depend on how fast the machine is.
   void run_until(std::chrono::nanoseconds deadline) {
-    while (!ready_.empty() || (!timers_.empty() && earliest()->deadline <= deadline)) step();
+    while (!ready_.empty() || (!timers_.empty() && earliest()->deadline <= deadline))
+      step(deadline);
     if (manual_) {
       if (manual_clock::now() < deadline) manual_clock::set(deadline);
     } else if (const auto rest = deadline - now(); rest.count() > 0) {
@@ -162,8 +166,7 @@ class executor {
     return best;
   }
 
-  void fire_due_timers() {
-    const std::chrono::nanoseconds t = now();
+  void fire_due_timers(std::chrono::nanoseconds t) {
     for (auto it = timers_.begin(); it != timers_.end();) {
       if (it->deadline <= t) {
         queued_awaiter* owner = it->owner;

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// timeout: a request handler races a query against a timer. When the timer
+// wins, the select is gone but the query is not: its node is shown detached
+// while the handler logs a warning, then re-attached (the same node, not a
+// copy) when the handler goes back to waiting for it. The trees are printed
+// before the timeout, right after it, after the query is awaited again, and
+// at the end.
+//
+// Usage: timeout [--fast]   (--fast: one "second" lasts 10 ms)
+
+#include <await_tree/await_tree.hpp>
+
+#include "runtime/combinators.hpp"
+#include "runtime/executor.hpp"
+#include "runtime/task.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+namespace {
+
+using namespace std::chrono_literals;
+using await_tree::instrument;
+using std::chrono::nanoseconds;
+
+struct service {
+  rt::executor& ex;
+  nanoseconds second;
+
+  rt::task<std::string> query() {
+    co_await instrument(ex.sleep(3 * second), "fetch rows from replica 2");
+    co_return "42 rows";
+  }
+
+  rt::task<> handle() {
+    auto pending = instrument(query(), "query");
+    const std::size_t winner = co_await instrument(
+        rt::when_any(pending, instrument(ex.sleep(second), "timeout 1s")), "query with timeout");
+    if (winner == 1) {
+      std::puts("warning: query timed out after 1 s; still waiting for it");
+      co_await instrument(ex.sleep(second / 2), "log slow query");
+      const std::string rows = co_await pending;  // the same query, awaited again
+      std::printf("query done late: %s\n", rows.c_str());
+    }
+  }
+};
+
+void print_trees(const await_tree::registry& reg, std::string_view when) {
+  std::printf("--- %.*s ---\n", static_cast<int>(when.size()), when.data());
+  await_tree::dump(reg, stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool fast = argc > 1 && std::string_view(argv[1]) == "--fast";
+  const nanoseconds second = fast ? nanoseconds(10ms) : nanoseconds(1s);
+
+  await_tree::registry reg;
+  rt::executor ex;
+  service s{ex, second};
+  rt::spawn(ex,
+            reg.register_task(std::string("request 7"), "handle request 7").instrument(s.handle()));
+
+  ex.run_for(second / 2);
+  print_trees(reg, "0.5 s: the query races the timer");
+  ex.run_for(3 * second / 4);
+  print_trees(reg, "1.25 s: timed out; the query is detached while the warning is logged");
+  ex.run_for(3 * second / 4);
+  print_trees(reg, "2 s: awaited again; the same query node is back under the root");
+  ex.run();
+  print_trees(reg, "done: nothing left");
+}
