@@ -13,6 +13,7 @@
 
 #include <await_tree/await_tree.hpp>
 
+#include "example.hpp"
 #include "runtime/combinators.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/task.hpp"
@@ -20,7 +21,6 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
-#include <string_view>
 
 namespace {
 
@@ -51,16 +51,10 @@ struct story {
   }
 };
 
-void print_trees(const await_tree::registry& reg, std::string_view when) {
-  std::printf("--- %.*s ---\n", static_cast<int>(when.size()), when.data());
-  await_tree::dump(reg, stdout);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool fast = argc > 1 && std::string_view(argv[1]) == "--fast";
-  const nanoseconds second = fast ? nanoseconds(10ms) : nanoseconds(1s);
+  const nanoseconds second = example::second(argc, argv);
 
   const auto settings = [&](bool verbose) {
     return await_tree::config{.verbose = verbose, .long_running_threshold = 2 * second};
@@ -73,10 +67,10 @@ int main(int argc, char** argv) {
   rt::spawn(ex, verbose_reg.register_task(std::string("foo (verbose)"), "foo").instrument(s.foo()));
 
   ex.run_for(second);
-  print_trees(reg, "after 1 s: every branch pending");
+  example::print_trees(reg, "after 1 s: every branch pending");
   ex.run_for(2 * second);
-  print_trees(reg, "after 3 s: baz(2) is done, bar(4) is not");
-  print_trees(verbose_reg, "the same, with config.verbose = true");
+  example::print_trees(reg, "after 3 s: baz(2) is done, bar(4) is not");
+  example::print_trees(verbose_reg, "the same, with config.verbose = true");
   ex.run();
   std::printf("--- finished: %zu task(s) left ---\n",
               reg.collect_all().size() + verbose_reg.collect_all().size());

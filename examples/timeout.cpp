@@ -11,6 +11,7 @@
 
 #include <await_tree/await_tree.hpp>
 
+#include "example.hpp"
 #include "runtime/combinators.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/task.hpp"
@@ -18,7 +19,6 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
-#include <string_view>
 
 namespace {
 
@@ -48,16 +48,10 @@ struct service {
   }
 };
 
-void print_trees(const await_tree::registry& reg, std::string_view when) {
-  std::printf("--- %.*s ---\n", static_cast<int>(when.size()), when.data());
-  await_tree::dump(reg, stdout);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool fast = argc > 1 && std::string_view(argv[1]) == "--fast";
-  const nanoseconds second = fast ? nanoseconds(10ms) : nanoseconds(1s);
+  const nanoseconds second = example::second(argc, argv);
 
   await_tree::registry reg;
   rt::executor ex;
@@ -66,11 +60,11 @@ int main(int argc, char** argv) {
             reg.register_task(std::string("request 7"), "handle request 7").instrument(s.handle()));
 
   ex.run_for(second / 2);
-  print_trees(reg, "0.5 s: the query races the timer");
+  example::print_trees(reg, "0.5 s: the query races the timer");
   ex.run_for(3 * second / 4);
-  print_trees(reg, "1.25 s: timed out; the query is detached while the warning is logged");
+  example::print_trees(reg, "1.25 s: timed out; the query is detached while the warning is logged");
   ex.run_for(3 * second / 4);
-  print_trees(reg, "2 s: awaited again; the same query node is back under the root");
+  example::print_trees(reg, "2 s: awaited again; the same query node is back under the root");
   ex.run();
-  print_trees(reg, "done: nothing left");
+  example::print_trees(reg, "done: nothing left");
 }
