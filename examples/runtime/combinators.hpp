@@ -59,14 +59,18 @@ template <class Join>
 class branch_set {
  public:
   branch_set() = default;
-  branch_set(branch_set&& other) noexcept : handles_(std::move(other.handles_)) {
+  branch_set(branch_set&& other) noexcept
+      : handles_(std::move(other.handles_)), errors_(std::move(other.errors_)) {
     other.handles_.clear();
   }
   branch_set& operator=(branch_set&&) = delete;
   ~branch_set() {
     for (auto h : handles_) h.destroy();
   }
-  void add(branch<Join> b) { handles_.push_back(b.handle); }
+  void add(branch<Join> b) {
+    handles_.push_back(b.handle);
+    errors_.emplace_back();
+  }
   [[nodiscard]] std::size_t size() const noexcept { return handles_.size(); }
   /// Runs branch `i` until it first suspends; it reports to `join`.
   void start(std::size_t i, Join* join) {
@@ -75,8 +79,13 @@ class branch_set {
     handles_[i].resume();
   }
 
+  /// Branch `i`'s exception; only that branch writes its slot.
+  void set_error(std::size_t i, std::exception_ptr e) noexcept { errors_[i] = std::move(e); }
+  [[nodiscard]] const std::exception_ptr& error(std::size_t i) const noexcept { return errors_[i]; }
+
  private:
   std::vector<std::coroutine_handle<typename branch<Join>::promise_type>> handles_;
+  std::vector<std::exception_ptr> errors_;
 };
 
 class all_join {
@@ -84,11 +93,9 @@ class all_join {
   template <class... Awaitables>
   explicit all_join(Awaitables&&... awaitables) {
     (branches_.add(run_branch<all_join, Awaitables>(std::forward<Awaitables>(awaitables))), ...);
-    errors_.resize(branches_.size());
   }
 
-  all_join(all_join&& other) noexcept
-      : branches_(std::move(other.branches_)), errors_(std::move(other.errors_)) {}
+  all_join(all_join&& other) noexcept : branches_(std::move(other.branches_)) {}
 
   bool await_ready() const noexcept { return branches_.size() == 0; }
   bool await_suspend(std::coroutine_handle<> parent) {
@@ -98,19 +105,20 @@ class all_join {
     return remaining_.fetch_sub(1) != 1;  // every child finished already: do not suspend
   }
   void await_resume() {
-    for (const std::exception_ptr& e : errors_) {
-      if (e) std::rethrow_exception(e);
+    for (std::size_t i = 0; i < branches_.size(); ++i) {
+      if (branches_.error(i)) std::rethrow_exception(branches_.error(i));
     }
   }
 
   std::coroutine_handle<> on_branch_done(std::size_t) noexcept {
     return remaining_.fetch_sub(1) == 1 ? parent_ : std::noop_coroutine();
   }
-  void on_branch_error(std::size_t i, std::exception_ptr e) noexcept { errors_[i] = std::move(e); }
+  void on_branch_error(std::size_t i, std::exception_ptr e) noexcept {
+    branches_.set_error(i, std::move(e));
+  }
 
  private:
   branch_set<all_join> branches_;
-  std::vector<std::exception_ptr> errors_;  // one slot a branch, written by that branch only
   std::coroutine_handle<> parent_;
   std::atomic<std::size_t> remaining_{0};
 };
@@ -120,11 +128,9 @@ class any_join {
   template <class... Awaitables>
   explicit any_join(Awaitables&&... awaitables) {
     (branches_.add(run_branch<any_join, Awaitables>(std::forward<Awaitables>(awaitables))), ...);
-    errors_.resize(branches_.size());
   }
 
-  any_join(any_join&& other) noexcept
-      : branches_(std::move(other.branches_)), errors_(std::move(other.errors_)) {}
+  any_join(any_join&& other) noexcept : branches_(std::move(other.branches_)) {}
 
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> parent) {
@@ -137,7 +143,7 @@ class any_join {
   /// The index of the child that finished first. The others are cancelled
   /// (their frames destroyed) when this awaitable is.
   std::size_t await_resume() {
-    if (errors_[winner_]) std::rethrow_exception(errors_[winner_]);
+    if (branches_.error(winner_)) std::rethrow_exception(branches_.error(winner_));
     return winner_;
   }
 
@@ -147,13 +153,14 @@ class any_join {
     return handed_over_.exchange(true) ? parent_ : std::noop_coroutine();
   }
   /// Only the winner's error is rethrown; a loser's dies with its branch.
-  void on_branch_error(std::size_t i, std::exception_ptr e) noexcept { errors_[i] = std::move(e); }
+  void on_branch_error(std::size_t i, std::exception_ptr e) noexcept {
+    branches_.set_error(i, std::move(e));
+  }
 
  private:
   static constexpr std::size_t none = static_cast<std::size_t>(-1);
   branch_set<any_join> branches_;
   std::coroutine_handle<> parent_;
-  std::vector<std::exception_ptr> errors_;  // one slot a branch, written by that branch only
   std::atomic<std::size_t> winner_{none};
   std::atomic<bool> handed_over_{false};
 };

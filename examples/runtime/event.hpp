@@ -50,7 +50,6 @@ class event {
   };
 
   [[nodiscard]] awaiter wait() noexcept { return awaiter(*this); }
-  awaiter operator co_await() noexcept { return awaiter(*this); }
 
   void set() {
     std::vector<std::coroutine_handle<>> ready;
@@ -66,13 +65,8 @@ class event {
     for (auto h : ready) h.resume();
   }
 
-  [[nodiscard]] bool is_set() const {
-    const std::lock_guard lock(mutex_);
-    return set_;
-  }
-
  private:
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::list<std::pair<std::coroutine_handle<>, bool*>> waiters_;
   bool set_ = false;
 };

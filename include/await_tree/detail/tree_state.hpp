@@ -254,8 +254,6 @@ class tree_state {
 class tree_ref {
  public:
   tree_ref() noexcept = default;
-  /// Takes over a reference the caller already holds.
-  static tree_ref adopt(tree_state* t) noexcept { return tree_ref(t); }
   /// Takes a new reference.
   static tree_ref share(tree_state* t) noexcept {
     if (t != nullptr) t->acquire();
@@ -273,7 +271,6 @@ class tree_ref {
   }
 
   [[nodiscard]] tree_state* get() const noexcept { return tree_; }
-  tree_state* operator->() const noexcept { return tree_; }
   explicit operator bool() const noexcept { return tree_ != nullptr; }
 
  private:
