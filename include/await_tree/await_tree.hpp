@@ -12,9 +12,18 @@
 #include <await_tree/context.hpp>
 #include <await_tree/dump.hpp>
 #include <await_tree/format.hpp>
+#include <await_tree/grouped.hpp>
 #include <await_tree/instrumented.hpp>
 #include <await_tree/promise.hpp>
 #include <await_tree/registry.hpp>
 #include <await_tree/span.hpp>
 #include <await_tree/tree.hpp>
 #include <await_tree/tree_root.hpp>
+#include <await_tree/waiting.hpp>
+#include <await_tree/watchdog.hpp>
+
+// The handlers need POSIX signals and write(2).
+#if defined(__unix__) || defined(__APPLE__)
+#include <await_tree/crash_handlers.hpp>
+#include <await_tree/signal_dump.hpp>
+#endif

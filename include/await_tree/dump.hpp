@@ -1,45 +1,237 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <await_tree/any_key.hpp>
+#include <await_tree/format.hpp>
+#include <await_tree/grouped.hpp>
 #include <await_tree/registry.hpp>
+#include <await_tree/tree.hpp>
+#include <await_tree/waiting.hpp>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstddef>
 #include <cstdio>
+#include <iterator>
+#include <limits>
+#include <optional>
+#include <ostream>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace await_tree {
 
-/// Every tree of `reg` as text, each headed by its key in brackets, ordered
-/// by key.
-[[nodiscard]] inline std::string dump_to_string(const registry& reg) {
+enum class dump_format { text, json };
+
+enum class dump_order {
+  /// Keys in natural order: "worker 2" before "worker 10".
+  by_key,
+  /// By longest_wait(), then by key: the likeliest culprits first.
+  longest_waiting_first,
+};
+
+struct dump_options {
+  /// The registry to dump; the global registry when empty.
+  std::optional<registry> source{};
+  dump_format format = dump_format::text;
+  dump_order order = dump_order::by_key;
+  /// Each shape of tree once, with its count of tasks (see group_trees);
+  /// groups are ordered by size, their keys by `order`.
+  bool grouped = false;
+  grouping_options grouping{};
+  /// At most this many trees (or groups) are printed; a last line (a field
+  /// in JSON) counts the rest.
+  std::size_t limit = std::numeric_limits<std::size_t>::max();
+};
+
+namespace detail {
+
+inline constexpr std::string_view no_global_registry =
+    "no global registry (call await_tree::init_global_registry())";
+
+constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+/// The run of digits starting at `pos`, and where it ends.
+constexpr std::pair<std::string_view, std::size_t> digit_run(std::string_view s,
+                                                             std::size_t pos) noexcept {
+  std::size_t end = pos;
+  while (end < s.size() && is_digit(s[end])) ++end;
+  std::size_t first = pos;
+  while (first + 1 < end && s[first] == '0') ++first;  // leading zeros do not count
+  return {s.substr(first, end - first), end};
+}
+
+/// Natural order: runs of digits compare as numbers, everything else byte by
+/// byte, so that "worker 2" comes before "worker 10".
+constexpr bool natural_less(std::string_view a, std::string_view b) noexcept {
+  std::size_t i = 0;
+  std::size_t j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (is_digit(a[i]) && is_digit(b[j])) {
+      const auto [x, x_end] = digit_run(a, i);
+      const auto [y, y_end] = digit_run(b, j);
+      if (x.size() != y.size()) return x.size() < y.size();
+      if (x != y) return x < y;
+      i = x_end;
+      j = y_end;
+    } else if (a[i] != b[j]) {
+      return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+    } else {
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+/// The trees of `reg`, in the order `order` asks for.
+inline std::vector<std::pair<any_key, tree>> collect_in_order(const registry& reg,
+                                                              dump_order order) {
   auto trees = reg.collect_all();
-  std::sort(trees.begin(), trees.end(),
-            [](const auto& a, const auto& b) { return a.first.to_string() < b.first.to_string(); });
+  struct sort_entry {
+    std::string key;
+    std::chrono::nanoseconds wait;
+    std::size_t index;
+  };
+  std::vector<sort_entry> entries;
+  entries.reserve(trees.size());
+  for (std::size_t i = 0; i < trees.size(); ++i) {
+    entries.push_back({trees[i].first.to_string(), longest_wait(trees[i].second), i});
+  }
+  std::sort(entries.begin(), entries.end(), [order](const sort_entry& a, const sort_entry& b) {
+    if (order == dump_order::longest_waiting_first && a.wait != b.wait) return a.wait > b.wait;
+    if (a.key != b.key) return natural_less(a.key, b.key);
+    return a.index < b.index;
+  });
+  std::vector<std::pair<any_key, tree>> ordered;
+  ordered.reserve(trees.size());
+  for (const sort_entry& e : entries) ordered.push_back(std::move(trees[e.index]));
+  return ordered;
+}
+
+inline void append_trees_text(std::string& out, const std::vector<std::pair<any_key, tree>>& trees,
+                              std::size_t shown, std::size_t limit) {
+  auto it = std::back_inserter(out);
+  for (std::size_t i = 0; i < shown; ++i) {
+    fmt::format_to(it, "[{}]\n{}\n", trees[i].first, trees[i].second.to_string());
+  }
+  if (const std::size_t rest = trees.size() - shown; rest > 0) {
+    fmt::format_to(it, "... and {} more {} (limit {})\n", rest, rest == 1 ? "task" : "tasks",
+                   limit);
+  }
+}
+
+inline void append_trees_json(std::string& out, const std::vector<std::pair<any_key, tree>>& trees,
+                              std::size_t shown) {
+  out += R"({"tasks":[)";
+  for (std::size_t i = 0; i < shown; ++i) {
+    out += i == 0 ? R"({"key":)" : R"(,{"key":)";
+    append_json_string(out, trees[i].first.to_string());
+    out += R"(,"tree":)";
+    out += trees[i].second.to_json();
+    out += '}';
+  }
+  fmt::format_to(std::back_inserter(out), R"(],"omitted_tasks":{}}})", trees.size() - shown);
+}
+
+/// How many tasks the groups from `first` on hold.
+inline std::size_t tasks_in(std::vector<tree_group>::const_iterator first,
+                            std::vector<tree_group>::const_iterator last) noexcept {
+  std::size_t count = 0;
+  for (; first != last; ++first) count += first->keys.size();
+  return count;
+}
+
+inline void append_groups_text(std::string& out, const std::vector<tree_group>& groups,
+                               std::size_t shown, const dump_options& options) {
+  for (std::size_t i = 0; i < shown; ++i) {
+    append_group_text(out, groups[i], options.grouping.keys_shown);
+  }
+  if (const std::size_t rest = groups.size() - shown; rest > 0) {
+    const std::size_t tasks =
+        tasks_in(groups.begin() + static_cast<std::ptrdiff_t>(shown), groups.end());
+    fmt::format_to(std::back_inserter(out), "... and {} more {} of {} {} (limit {})\n", rest,
+                   rest == 1 ? "group" : "groups", tasks, tasks == 1 ? "task" : "tasks",
+                   options.limit);
+  }
+}
+
+inline void append_groups_json(std::string& out, const std::vector<tree_group>& groups,
+                               std::size_t shown, const dump_options& options) {
+  out += R"({"groups":[)";
+  for (std::size_t i = 0; i < shown; ++i) {
+    if (i > 0) out += ',';
+    append_group_json(out, groups[i], options.grouping.keys_shown);
+  }
+  fmt::format_to(std::back_inserter(out), R"(],"omitted_groups":{},"omitted_tasks":{}}})",
+                 groups.size() - shown,
+                 tasks_in(groups.begin() + static_cast<std::ptrdiff_t>(shown), groups.end()));
+}
+
+inline std::string dump_registry(const registry& reg, const dump_options& options) {
+  const auto trees = collect_in_order(reg, options.order);
+  const bool json = options.format == dump_format::json;
   std::string out;
-  for (const auto& [key, t] : trees) {
-    fmt::format_to(std::back_inserter(out), "[{}]\n{}\n", key, t.to_string());
+  if (options.grouped) {
+    const auto groups = group_trees(trees, options.grouping);
+    const std::size_t shown = std::min(options.limit, groups.size());
+    if (json) {
+      append_groups_json(out, groups, shown, options);
+    } else {
+      append_groups_text(out, groups, shown, options);
+    }
+  } else {
+    const std::size_t shown = std::min(options.limit, trees.size());
+    if (json) {
+      append_trees_json(out, trees, shown);
+    } else {
+      append_trees_text(out, trees, shown, options.limit);
+    }
   }
   return out;
 }
 
-/// Writes every tree of `reg` to `out`.
-inline void dump(const registry& reg, std::FILE* out = stderr) {
-  const std::string text = dump_to_string(reg);
+}  // namespace detail
+
+/// The dump `options` describe: by default every tree of the global registry
+/// as text, each headed by its key in brackets, in natural key order.
+/// Without a global registry, a line (a JSON `{"error": ...}`) says so.
+[[nodiscard]] inline std::string dump_to_string(const dump_options& options = {}) {
+  if (options.source) return detail::dump_registry(*options.source, options);
+  if (const registry* global = global_registry(); global != nullptr) {
+    return detail::dump_registry(*global, options);
+  }
+  if (options.format == dump_format::json) {
+    std::string out = R"({"error":)";
+    detail::append_json_string(out, detail::no_global_registry);
+    return out + '}';
+  }
+  return fmt::format("await-tree: {}\n", detail::no_global_registry);
+}
+
+/// Every tree of `reg` as text, each headed by its key in brackets.
+[[nodiscard]] inline std::string dump_to_string(const registry& reg) {
+  return detail::dump_registry(reg, {});
+}
+
+/// Writes dump_to_string(options) to `out` and flushes it.
+inline void dump(std::FILE* out = stderr, const dump_options& options = {}) {
+  const std::string text = dump_to_string(options);
   std::fwrite(text.data(), 1, text.size(), out);
   std::fflush(out);
 }
 
-/// Writes every tree of the global registry to `out`, or says that there is
-/// none.
-inline void dump(std::FILE* out = stderr) {
-  if (const registry* reg = global_registry(); reg != nullptr) {
-    dump(*reg, out);
-  } else {
-    std::fputs("await-tree: no global registry (call await_tree::init_global_registry())\n", out);
-    std::fflush(out);
-  }
+inline void dump(std::ostream& out, const dump_options& options = {}) {
+  out << dump_to_string(options) << std::flush;
+}
+
+/// Writes every tree of `reg` to `out`.
+inline void dump(const registry& reg, std::FILE* out = stderr) {
+  dump(out, dump_options{.source = reg});
 }
 
 }  // namespace await_tree

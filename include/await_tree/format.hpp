@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <iterator>
@@ -25,7 +26,11 @@ namespace detail {
 
 /// `1.006s`, `12.345ms`, `3.210µs` or `87ns`: the unit is chosen by magnitude,
 /// then the value rounded to three decimals (the Rust crate's `{:.3?}`).
-inline void append_duration(std::string& out, std::chrono::nanoseconds elapsed) {
+///
+/// `Out` is a std::string, or any sink with `push_back` and `+=`: the crash
+/// handlers write into a fixed buffer, which fmt fills without allocating.
+template <class Out>
+void append_duration(Out& out, std::chrono::nanoseconds elapsed) {
   const std::int64_t ns = elapsed.count() < 0 ? 0 : elapsed.count();
   const auto with_unit = [&](std::int64_t unit, std::string_view suffix) {
     const std::int64_t thousandths = (ns * 1000 + unit / 2) / unit;
@@ -81,8 +86,9 @@ void for_each_char(std::string_view text, OnChar on_char, OnBadByte on_bad_byte)
 }
 
 /// Keeps a name on one line: control characters and backslashes are escaped,
-/// bytes that are not UTF-8 shown as `\xNN`.
-inline void append_text_escaped(std::string& out, std::string_view name) {
+/// bytes that are not UTF-8 shown as `\xNN`. `Out` as for append_duration.
+template <class Out>
+void append_text_escaped(Out& out, std::string_view name) {
   auto it = std::back_inserter(out);
   for_each_char(
       name,
@@ -120,15 +126,24 @@ inline void append_json_string(std::string& out, std::string_view text) {
   out += '"';
 }
 
-inline bool is_stuck(const tree::node& n, std::chrono::nanoseconds threshold) noexcept {
-  return !n.span.is_long_running() && n.elapsed >= threshold;
+inline bool is_stuck(const span& s, std::chrono::nanoseconds elapsed,
+                     std::chrono::nanoseconds threshold) noexcept {
+  return !s.is_long_running() && elapsed >= threshold;
 }
 
-inline void append_text_line(std::string& out, const tree::node& n, std::uint32_t depth,
-                             std::chrono::nanoseconds threshold) {
-  out.append(2 * std::size_t{depth}, ' ');
+/// One node's line, preceded by a `[Detached N]` line when it roots a
+/// detached subtree; `in_detached` carries that state from node to node of
+/// one tree. `Node` is a tree::node or a live tree_state::node_view.
+template <class Out, class Node>
+void append_text_node(Out& out, const Node& n, bool& in_detached,
+                      std::chrono::nanoseconds threshold) {
+  if (n.is_detached_root) {
+    in_detached = true;
+    fmt::format_to(std::back_inserter(out), "[Detached {}]\n", n.id);
+  }
+  out.append(2 * std::size_t{n.depth + (in_detached ? 1U : 0U)}, ' ');  // detached: one level in
   append_text_escaped(out, n.span.name());
-  out += is_stuck(n, threshold) ? " [!!! " : " [";
+  out += is_stuck(n.span, n.elapsed, threshold) ? " [!!! " : " [";
   append_duration(out, n.elapsed);
   out += ']';
   if (n.is_current) out += "  <== current";
@@ -144,53 +159,59 @@ inline void append_json_node_head(std::string& out, const tree::node& n) {
 }
 
 /// Writes nodes [first, last), which hold one subtree in display order, as
-/// nested JSON objects. Iterative, so that depth costs no stack.
-template <class It>
-void append_json_subtree(std::string& out, It first, It last) {
+/// nested JSON objects; `head(out, node)` writes a node's fields up to its
+/// open `"children":[`. Iterative, so that depth costs no stack.
+template <class It, class Head>
+void append_json_subtree(std::string& out, It first, It last, Head head) {
   std::vector<std::uint32_t> open;  // depths of the objects not yet closed
   for (It n = first; n != last; ++n) {
     const bool has_elder_sibling = !open.empty() && open.back() >= n->depth;
     for (; !open.empty() && open.back() >= n->depth; open.pop_back()) out += "]}";
     if (has_elder_sibling) out += ',';
-    append_json_node_head(out, *n);
+    head(out, *n);
     open.push_back(n->depth);
   }
   for (; !open.empty(); open.pop_back()) out += "]}";
+}
+
+/// `"tree":...,"detached":[...]` for nodes in display order (the main tree,
+/// then each detached subtree): the shape shared by a tree and a group of
+/// trees in JSON.
+template <class Node, class Head>
+void append_json_forest(std::string& out, const std::vector<Node>& nodes, Head head) {
+  const auto is_detached_root = [](const Node& n) { return n.is_detached_root; };
+  const auto detached = std::find_if(nodes.begin(), nodes.end(), is_detached_root);
+  out += R"("tree":)";
+  if (nodes.empty()) {
+    out += "null";
+  } else {
+    append_json_subtree(out, nodes.begin(), detached, head);
+  }
+  out += R"(,"detached":[)";
+  for (auto n = detached; n != nodes.end();) {
+    const auto end = std::find_if(n + 1, nodes.end(), is_detached_root);
+    if (n != detached) out += ',';
+    append_json_subtree(out, n, end, head);
+    n = end;
+  }
+  out += ']';
 }
 
 }  // namespace detail
 
 inline std::string tree::to_string() const {
   std::string out;
-  bool in_detached = false;  // detached subtrees are indented one level
-  for (const node& n : nodes_) {
-    if (n.is_detached_root) {
-      in_detached = true;
-      fmt::format_to(std::back_inserter(out), "[Detached {}]\n", n.id);
-    }
-    detail::append_text_line(out, n, n.depth + (in_detached ? 1 : 0), threshold_);
-  }
+  bool in_detached = false;
+  for (const node& n : nodes_) detail::append_text_node(out, n, in_detached, threshold_);
   return out;
 }
 
 inline std::string tree::to_json() const {
   std::string out;
   auto it = std::back_inserter(out);
-  fmt::format_to(it, R"({{"current":{},"tree":)", current_id_);
-  const auto detached = first_detached();
-  if (nodes_.empty()) {
-    out += "null";
-  } else {
-    detail::append_json_subtree(out, nodes_.begin(), detached);
-  }
-  out += R"(,"detached":[)";
-  for (auto n = detached; n != nodes_.end();) {
-    auto end = std::find_if(n + 1, nodes_.end(), [](const node& x) { return x.is_detached_root; });
-    if (n != detached) out += ',';
-    detail::append_json_subtree(out, n, end);
-    n = end;
-  }
-  out += R"(],"current_ids":[)";
+  fmt::format_to(it, R"({{"current":{},)", current_id_);
+  detail::append_json_forest(out, nodes_, &detail::append_json_node_head);
+  out += R"(,"current_ids":[)";
   bool first = true;
   for (const node& n : nodes_) {
     if (!n.is_current) continue;

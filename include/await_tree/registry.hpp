@@ -16,6 +16,10 @@
 
 namespace await_tree {
 
+namespace detail {
+struct registry_access;
+}  // namespace detail
+
 /// Holds the trees of every registered task, readable from any thread at any
 /// time while the tasks run.
 ///
@@ -72,6 +76,8 @@ class registry {
   [[nodiscard]] const config& settings() const noexcept { return state_->settings(); }
 
  private:
+  friend struct detail::registry_access;  // the crash handlers' way in
+
   tree_root register_as(any_key key, span root) {
     detail::tree_state* t = detail::tree_state::create(std::move(root), state_->settings());
     tree_root handle(state_, std::move(key), t);  // owns `t` from here on

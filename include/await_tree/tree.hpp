@@ -57,11 +57,6 @@ class tree {
   [[nodiscard]] std::string to_json() const;
 
  private:
-  [[nodiscard]] std::vector<node>::const_iterator first_detached() const noexcept {
-    return std::find_if(nodes_.begin(), nodes_.end(),
-                        [](const node& n) { return n.is_detached_root; });
-  }
-
   std::vector<node> nodes_;
   std::uint32_t current_id_ = 0;
   std::chrono::nanoseconds threshold_{};

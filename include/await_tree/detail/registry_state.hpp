@@ -89,6 +89,22 @@ class registry_state {
     return trees;
   }
 
+  /// For dumps made while the program dies: calls `visit(key, tree_state&)`
+  /// for each entry, holding its shard's mutex, and `skip()` for each shard
+  /// whose mutex stays taken (the dying thread may hold it). Allocates
+  /// nothing; waits at most briefly for each mutex.
+  template <class Visit, class Skip>
+  void try_visit_all(Visit visit, Skip skip) const {
+    for (const shard& s : shards_) {
+      const auto lock = try_lock_briefly(s.mutex);
+      if (!lock.owns_lock()) {
+        skip();
+        continue;
+      }
+      for (const auto& [key, t] : s.entries) visit(key, *t);
+    }
+  }
+
  private:
   struct shard {
     mutable std::mutex mutex;

@@ -11,10 +11,24 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
 namespace await_tree::detail {
+
+/// Takes `m` if it is free or becomes free within about 100 ms. For dumps
+/// made while the program dies, where the dying thread may hold `m` itself
+/// and lock() would never return. Safe in a signal handler: it only tries
+/// the lock and sleeps.
+inline std::unique_lock<std::mutex> try_lock_briefly(std::mutex& m) noexcept {
+  std::unique_lock lock(m, std::try_to_lock);
+  for (int attempt = 0; !lock.owns_lock() && attempt < 100; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    static_cast<void>(lock.try_lock());
+  }
+  return lock;
+}
 
 using node_id = std::uint32_t;
 inline constexpr node_id no_node = std::numeric_limits<node_id>::max();
@@ -55,6 +69,10 @@ class tree_state {
   }
 
   [[nodiscard]] std::unique_lock<std::mutex> lock() { return std::unique_lock(mutex_); }
+  /// See try_lock_briefly.
+  [[nodiscard]] std::unique_lock<std::mutex> try_lock_briefly() noexcept {
+    return detail::try_lock_briefly(mutex_);
+  }
 
   [[nodiscard]] bool is_closed() const noexcept { return closed_; }
   [[nodiscard]] bool records(const span& s) const noexcept { return verbose_ || !s.is_verbose(); }
@@ -131,6 +149,34 @@ class tree_state {
   }
 
   [[nodiscard]] tree snapshot() const;
+
+  /// One node as walk() shows it; the members are named as tree::node's, so
+  /// that the text format serves both.
+  struct node_view {
+    node_id id;
+    const await_tree::span& span;
+    std::chrono::nanoseconds elapsed;
+    std::uint32_t depth;
+    bool is_current;
+    bool is_detached_root;
+  };
+
+  /// Calls `visit(node_view)` for each node, in the order of snapshot(),
+  /// without allocating: the crash handlers' snapshot. Siblings are put in
+  /// order by scanning them, which is quadratic in a node's child count.
+  template <class Visit>
+  void walk(Visit visit) const {
+    const std::chrono::nanoseconds now = clock_();
+    walk_subtree(root_node, now, visit);
+    for (node_id d = next_child_by_start(detached_container, no_node); d != no_node;
+         d = next_child_by_start(detached_container, d)) {
+      walk_subtree(d, now, visit);
+    }
+  }
+
+  [[nodiscard]] std::chrono::nanoseconds long_running_threshold() const noexcept {
+    return threshold_;
+  }
 
  private:
   struct pending_visit {
@@ -235,6 +281,60 @@ class tree_state {
               });
   }
 
+  /// Whether code of the task runs at `id` itself, not in an await's glue.
+  [[nodiscard]] bool shows_current(node_id id) const noexcept {
+    const slot& s = slots_[id];
+    return id != root_node && s.running > 0 && s.suspended_awaits == 0;
+  }
+
+  [[nodiscard]] bool starts_before(node_id a, node_id b) const noexcept {
+    const slot& x = slots_[a];
+    const slot& y = slots_[b];
+    return x.start != y.start ? x.start < y.start : x.order < y.order;
+  }
+
+  /// The child of `parent` that starts next after `after` (the first child
+  /// when `after` is no_node); no_node when there is none.
+  [[nodiscard]] node_id next_child_by_start(node_id parent, node_id after) const noexcept {
+    node_id best = no_node;
+    for (node_id c = slots_[parent].first_child; c != no_node; c = slots_[c].next) {
+      if ((after == no_node || starts_before(after, c)) &&
+          (best == no_node || starts_before(c, best))) {
+        best = c;
+      }
+    }
+    return best;
+  }
+
+  /// Pre-order without a stack (so without allocating): down to the first
+  /// child, else on past the subtree.
+  template <class Visit>
+  void walk_subtree(node_id top, std::chrono::nanoseconds now, Visit& visit) const {
+    std::uint32_t depth = 0;
+    for (node_id n = top; n != no_node;) {
+      const slot& s = slots_[n];
+      visit(node_view{n, *s.label, now - s.start, depth, shows_current(n),
+                      s.parent == detached_container});
+      if (const node_id child = next_child_by_start(n, no_node); child != no_node) {
+        n = child;
+        ++depth;
+      } else {
+        n = next_beyond(n, top, depth);
+      }
+    }
+  }
+
+  /// The next sibling of `n` or of its nearest ancestor below `top` that has
+  /// one, with `depth` updated; no_node when `top`'s subtree is done.
+  [[nodiscard]] node_id next_beyond(node_id n, node_id top, std::uint32_t& depth) const noexcept {
+    for (; n != top; n = slots_[n].parent, --depth) {
+      if (const node_id sibling = next_child_by_start(slots_[n].parent, n); sibling != no_node) {
+        return sibling;
+      }
+    }
+    return no_node;
+  }
+
   static constexpr std::size_t initial_capacity = 8;
 
   mutable std::mutex mutex_;
@@ -302,7 +402,7 @@ inline tree tree_state::snapshot() const {
     const pending_visit v = stack.back();
     stack.pop_back();
     const slot& s = slots_[v.id];
-    const bool is_current = v.id != root_node && s.running > 0 && s.suspended_awaits == 0;
+    const bool is_current = shows_current(v.id);
     if (is_current && s.start >= current_start) {
       current = v.id;
       current_start = s.start;

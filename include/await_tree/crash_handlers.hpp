@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Dumps when the process dies: install_terminate_handler() for
+// std::terminate, install_crash_handler() for the fatal signals. Both are
+// opt-in, print the global registry, and only try mutexes (a tree the dying
+// thread holds locked is reported as not shown). POSIX only.
+
+#include <await_tree/context.hpp>
+#include <await_tree/detail/dying_dump.hpp>
+#include <await_tree/format.hpp>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <exception>
+#include <signal.h>
+#include <system_error>
+#include <thread>
+#include <unistd.h>
+
+namespace await_tree {
+namespace detail {
+
+/// One dump per dying process: the terminate handler's abort() raises
+/// SIGABRT, and the crash handler must not print everything again.
+enum class dying_dump_state { idle, writing, written };
+inline std::atomic<dying_dump_state> dying_dump{dying_dump_state::idle};
+
+[[nodiscard]] inline bool claim_dying_dump() noexcept {
+  auto expected = dying_dump_state::idle;
+  return dying_dump.compare_exchange_strong(expected, dying_dump_state::writing);
+}
+
+/// Lets another thread finish its dump before this one ends the process;
+/// bounded, in case that thread is this one (a fault inside the dump).
+inline void wait_for_dying_dump() noexcept {
+  for (int i = 0; i < 1000 && dying_dump.load() == dying_dump_state::writing; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+inline std::atomic<bool> terminate_handler_installed{false};
+inline std::atomic<int> terminate_fd{STDERR_FILENO};
+inline std::atomic<std::terminate_handler> previous_terminate_handler{nullptr};
+
+/// ` after an uncaught exception: what()`, or what else ended the program.
+inline void describe_terminate_cause(fd_writer& out) {
+  const std::exception_ptr error = std::current_exception();
+  if (!error) {
+    out += " (no exception is active)\n";
+    return;
+  }
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    out += " after an uncaught exception: ";
+    append_text_escaped(out, e.what());
+    out += '\n';
+  } catch (...) {
+    out += " after an uncaught exception that is not a std::exception\n";
+  }
+}
+
+/// Outside a signal handler a key may be formatted as usual.
+inline void write_key_allocating(fd_writer& out, const any_key& key) noexcept {
+  try {
+    out += key.to_string();
+  } catch (...) {
+    write_key_without_allocating(out, key);
+  }
+}
+
+inline void write_terminate_dump(int fd) {
+  std::array<char, 4096> buffer;
+  fd_writer out(fd, buffer.data(), buffer.size());
+  out += "await-tree: std::terminate called";
+  describe_terminate_cause(out);
+  tree_state* own = nullptr;
+  if (const context_entry* top = context_stack::local().top(); top != nullptr) own = top->tree;
+  if (own != nullptr) {
+    out += "await-tree: the terminating thread's task:\n";
+    write_tree(out, *own);
+    out += '\n';
+  }
+  out += "await-tree: every task:\n";
+  write_every_task(out, own, &write_key_allocating);
+}
+
+[[noreturn]] inline void on_terminate() noexcept {
+  if (claim_dying_dump()) {
+    write_terminate_dump(terminate_fd.load());
+    dying_dump.store(dying_dump_state::written);
+  }
+  if (const std::terminate_handler previous = previous_terminate_handler.load()) previous();
+  std::abort();  // a terminate handler must not return
+}
+
+inline constexpr std::array<int, 5> crash_signals{SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+inline std::atomic<bool> crash_handler_installed{false};
+inline std::atomic<int> crash_fd{STDERR_FILENO};
+/// The crash dump's buffer, reserved before any crash: the handler allocates
+/// nothing.
+inline std::array<char, 4096> crash_buffer{};
+
+inline const char* signal_name(int sig) noexcept {
+  switch (sig) {
+    case SIGSEGV:
+      return "SIGSEGV";
+    case SIGBUS:
+      return "SIGBUS";
+    case SIGFPE:
+      return "SIGFPE";
+    case SIGILL:
+      return "SIGILL";
+    case SIGABRT:
+      return "SIGABRT";
+    default:
+      return "unknown";
+  }
+}
+
+inline void write_crash_dump(int fd, int sig) noexcept {
+  fd_writer out(fd, crash_buffer.data(), crash_buffer.size());
+  fmt::format_to(std::back_inserter(out), "await-tree: fatal signal {} ({}); every task:\n", sig,
+                 signal_name(sig));
+  write_every_task(out, nullptr, &write_key_without_allocating);
+}
+
+/// Restores the default action and raises `sig` again. The signal is
+/// blocked while its handler runs, so it is delivered, fatally and with a
+/// core dump where enabled, as soon as the handler returns.
+inline void reraise_with_default_action(int sig) noexcept {
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  sigaction(sig, &action, nullptr);
+  raise(sig);
+}
+
+inline void on_crash_signal(int sig) noexcept {
+  const int saved_errno = errno;
+  if (claim_dying_dump()) {
+    write_crash_dump(crash_fd.load(), sig);
+    dying_dump.store(dying_dump_state::written);
+  } else {
+    wait_for_dying_dump();
+  }
+  reraise_with_default_action(sig);
+  errno = saved_errno;
+}
+
+/// A stack overflow leaves no stack for the handler: give the calling
+/// thread an alternate one, unless it has one. Other threads need their own
+/// (sigaltstack is per thread); without one, the process still dies with
+/// the signal, only without a dump.
+inline void ensure_alternate_signal_stack() noexcept {
+  stack_t current{};
+  if (sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE) == 0) return;
+  alignas(16) static std::array<char, 64 * 1024> stack;
+  stack_t alternate{};
+  alternate.ss_sp = stack.data();
+  alternate.ss_size = stack.size();
+  sigaltstack(&alternate, nullptr);
+}
+
+}  // namespace detail
+
+/// On std::terminate (an exception escaping a task, a noexcept function
+/// throwing), writes to `fd`: the cause (the exception's what()), the tree of
+/// the task the terminating thread runs, if any, then every task of the
+/// global registry with that one marked; then calls the handler installed
+/// before (the standard library's prints the exception's type and aborts).
+/// Returns false and changes nothing when already installed.
+inline bool install_terminate_handler(int fd = STDERR_FILENO) {
+  if (detail::terminate_handler_installed.exchange(true)) return false;
+  detail::terminate_fd.store(fd);
+  detail::previous_terminate_handler.store(std::set_terminate(&detail::on_terminate));
+  return true;
+}
+
+/// On SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT, writes every task of the
+/// global registry to `fd` without allocating and without waiting for a
+/// mutex the crashing thread may hold, then restores the default action and
+/// re-raises the signal, so that the process dies of it (with a core dump
+/// where enabled). Replaces any handler installed before for these signals.
+/// Returns false and changes nothing when already installed; throws
+/// std::system_error when a handler cannot be installed.
+inline bool install_crash_handler(int fd = STDERR_FILENO) {
+  if (detail::crash_handler_installed.exchange(true)) return false;
+  detail::crash_fd.store(fd);
+  detail::ensure_alternate_signal_stack();
+  struct sigaction action {};
+  action.sa_handler = &detail::on_crash_signal;
+  action.sa_flags = SA_ONSTACK;
+  sigemptyset(&action.sa_mask);  // plus every crash signal: a fault in the dump is fatal at once
+  for (const int sig : detail::crash_signals) sigaddset(&action.sa_mask, sig);
+  for (const int sig : detail::crash_signals) {
+    if (sigaction(sig, &action, nullptr) != 0) {
+      throw std::system_error(errno, std::generic_category(), "await-tree: sigaction");
+    }
+  }
+  return true;
+}
+
+}  // namespace await_tree

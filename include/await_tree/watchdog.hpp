@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// A stall watchdog: a background thread looks at every task's tree at each
+// interval and reports each task that has waited too long at one node, once
+// per stall.
+
+#include <await_tree/any_key.hpp>
+#include <await_tree/format.hpp>
+#include <await_tree/registry.hpp>
+#include <await_tree/tree.hpp>
+#include <await_tree/waiting.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace await_tree {
+
+/// A task found stalled: it has been waiting at `node`, its
+/// longest_waiting_leaf, for at least the watchdog's threshold.
+struct stall {
+  any_key key;
+  tree snapshot;
+  tree::node node;
+};
+
+/// The default report: a line naming the task, how long it has waited and
+/// where, then its tree.
+inline void print_stall(const stall& s, std::FILE* out = stderr) {
+  std::string text = fmt::format("await-tree watchdog: task [{}] has been waiting ", s.key);
+  detail::append_duration(text, s.node.elapsed);
+  text += " at \"";
+  detail::append_text_escaped(text, s.node.span.name());
+  text += "\"\n" + s.snapshot.to_string() + '\n';
+  std::fwrite(text.data(), 1, text.size(), out);
+  std::fflush(out);
+}
+
+struct watchdog_options {
+  /// The registry to watch; the global registry when empty.
+  std::optional<registry> source{};
+  /// Time between two scans. Zero: no thread, check() is called by the user.
+  std::chrono::milliseconds interval{1000};
+  /// How long a leaf must be pending for its task to count as stalled; each
+  /// tree's long_running_threshold (the registry's config) when empty.
+  std::optional<std::chrono::nanoseconds> threshold{};
+  /// Called with each new stall, on the watchdog's thread (or in check()).
+  /// print_stall to stderr when empty.
+  std::function<void(const stall&)> on_stall{};
+};
+
+/// Reports each task whose longest_waiting_leaf, a node that is not
+/// long-running, has been pending for at least a threshold. A stall is
+/// reported once: again only after that node has gone and another stalls.
+///
+///     await_tree::watchdog dog({.interval = std::chrono::seconds(5)});
+class watchdog {
+ public:
+  /// Starts the thread unless the interval is zero. Throws
+  /// std::invalid_argument for a negative interval.
+  explicit watchdog(watchdog_options options = {}) : options_(std::move(options)) {
+    if (options_.interval.count() < 0) {
+      throw std::invalid_argument("await-tree: watchdog interval must not be negative");
+    }
+    if (options_.interval.count() > 0) thread_ = std::thread([this] { run(); });
+  }
+
+  watchdog(const watchdog&) = delete;
+  watchdog& operator=(const watchdog&) = delete;
+  ~watchdog() { stop(); }
+
+  /// Stops and joins the thread; idempotent.
+  void stop() {
+    {
+      const std::lock_guard lock(stop_mutex_);
+      stop_requested_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  /// Scans once, on the calling thread, reports the new stalls (the longest
+  /// first) and returns how many there were. An exception from on_stall
+  /// propagates (on the watchdog's thread it is printed to stderr instead).
+  std::size_t check() {
+    const registry* reg = options_.source ? &*options_.source : global_registry();
+    if (reg == nullptr) return 0;
+    const std::vector<stall> fresh = find_new_stalls(*reg);
+    for (const stall& s : fresh) {
+      if (options_.on_stall) {
+        options_.on_stall(s);
+      } else {
+        print_stall(s);
+      }
+    }
+    return fresh.size();
+  }
+
+ private:
+  /// Names one stall across scans. Node ids are reused, so the node's start
+  /// (relative to its root's, which a snapshot can tell) and its name are
+  /// part of it.
+  struct stall_mark {
+    std::uint32_t id;
+    std::chrono::nanoseconds start;
+    std::string name;
+    friend bool operator==(const stall_mark&, const stall_mark&) = default;
+  };
+
+  std::vector<stall> find_new_stalls(const registry& reg) {
+    std::vector<stall> fresh;
+    std::unordered_map<any_key, stall_mark> marks;
+    const std::lock_guard lock(marks_mutex_);
+    for (auto& [key, t] : reg.collect_all()) {
+      const tree::node* leaf = longest_waiting_leaf(t);
+      const auto threshold = options_.threshold.value_or(t.long_running_threshold());
+      if (leaf == nullptr || leaf->elapsed < threshold) continue;
+      stall_mark mark{leaf->id, t.nodes().front().elapsed - leaf->elapsed,
+                      std::string(leaf->span.name())};
+      if (const auto known = marks_.find(key); known == marks_.end() || known->second != mark) {
+        tree::node node = *leaf;
+        fresh.push_back({key, std::move(t), std::move(node)});
+      }
+      marks.emplace(key, std::move(mark));
+    }
+    marks_ = std::move(marks);  // tasks no longer stalled are forgotten
+    std::stable_sort(fresh.begin(), fresh.end(), [](const stall& a, const stall& b) {
+      return a.node.elapsed > b.node.elapsed;
+    });
+    return fresh;
+  }
+
+  void run() {
+    std::unique_lock lock(stop_mutex_);
+    while (!wake_.wait_for(lock, options_.interval, [this] { return stop_requested_; })) {
+      lock.unlock();
+      check_printing_errors();
+      lock.lock();
+    }
+  }
+
+  void check_printing_errors() noexcept {
+    try {
+      check();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "await-tree watchdog: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "await-tree watchdog: on_stall threw\n");
+    }
+  }
+
+  watchdog_options options_;
+  std::mutex marks_mutex_;
+  std::unordered_map<any_key, stall_mark> marks_;  // the stalls reported, by task
+  std::mutex stop_mutex_;
+  std::condition_variable wake_;
+  bool stop_requested_ = false;
+  std::thread thread_;
+};
+
+}  // namespace await_tree
