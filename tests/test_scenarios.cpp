@@ -206,6 +206,27 @@ TEST_CASE("destroying a suspended frame removes its nodes", "[scenario][cancel]"
   CHECK_FALSE(await_tree::current_tree());
 }
 
+// Regression: set() used to resume every waiter it had collected, including
+// one that an earlier waiter had cancelled meanwhile (use after free, seen
+// by ASan).
+TEST_CASE("an event resumes no waiter that an earlier one cancelled", "[scenario][cancel]") {
+  single_task t;
+  rt::event both;
+  auto body = [&]() -> rt::task<> {
+    co_await instrument(rt::when_any(wait_for(both, "first"), wait_for(both, "second")),
+                        "select");
+  };
+  t.spawn(body());
+  t.ex.run();
+  CHECK(t.text() ==
+        "root [0ns]\n"
+        "  select [0ns]\n"
+        "    first [0ns]\n"
+        "    second [0ns]\n");
+  both.set();
+  CHECK(t.finishes());
+}
+
 TEST_CASE("a when_any loser is cancelled and its nodes go with it", "[scenario][cancel]") {
   single_task t;
   rt::event never;

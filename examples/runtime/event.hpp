@@ -8,7 +8,6 @@
 #include <list>
 #include <mutex>
 #include <utility>
-#include <vector>
 
 namespace rt {
 
@@ -52,17 +51,24 @@ class event {
   [[nodiscard]] awaiter wait() noexcept { return awaiter(*this); }
 
   void set() {
-    std::vector<std::coroutine_handle<>> ready;
     {
       const std::lock_guard lock(mutex_);
       set_ = true;
-      for (auto& [h, waiting] : waiters_) {
-        *waiting = false;
-        ready.push_back(h);
-      }
-      waiters_.clear();
     }
-    for (auto h : ready) h.resume();
+    // One waiter at a time, each taken from the list when its turn comes:
+    // resuming one may cancel another (a when_any branch dropping the loser),
+    // whose awaiter then leaves the list instead of being resumed dead.
+    for (;;) {
+      std::coroutine_handle<> next;
+      {
+        const std::lock_guard lock(mutex_);
+        if (waiters_.empty()) return;
+        next = waiters_.front().first;
+        *waiters_.front().second = false;
+        waiters_.pop_front();
+      }
+      next.resume();
+    }
   }
 
  private:
