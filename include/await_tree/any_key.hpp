@@ -62,7 +62,7 @@ class any_key {
   requires(!std::same_as<K, any_key> && registry_key<K>) explicit any_key(K key)
       : key_(std::make_shared<const detail::key_model<K>>(std::move(key))) {}
 
-  [[nodiscard]] static any_key anonymous(std::uint64_t id) { return any_key(id); }
+  [[nodiscard]] static any_key anonymous(std::uint64_t id) { return any_key(anonymous_tag{}, id); }
 
   [[nodiscard]] bool is_anonymous() const noexcept { return key_ == nullptr; }
 
@@ -90,7 +90,10 @@ class any_key {
   }
 
  private:
-  explicit any_key(std::uint64_t anonymous_id) noexcept : anonymous_id_(anonymous_id) {}
+  // A tag, not a bare integer: keys of type std::uint64_t must reach the
+  // public constructor.
+  struct anonymous_tag {};
+  any_key(anonymous_tag, std::uint64_t anonymous_id) noexcept : anonymous_id_(anonymous_id) {}
 
   std::shared_ptr<const detail::key_base> key_;
   std::uint64_t anonymous_id_ = 0;
