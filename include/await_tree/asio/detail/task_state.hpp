@@ -26,6 +26,7 @@
 // instrumented await of the spawned coroutine's own thread).
 
 #include <await_tree/context.hpp>
+#include <await_tree/detail/counted_ref.hpp>
 #include <await_tree/detail/tree_state.hpp>
 
 #include <algorithm>
@@ -136,35 +137,6 @@ class task_state {
   std::vector<frame_record*> tops_;  // the top of each thread that has an await in progress
 };
 
-/// A counted reference to a task_state.
-class task_ref {
- public:
-  task_ref() noexcept = default;
-  /// Adopts the reference `create` returned.
-  static task_ref adopt(task_state* t) noexcept { return task_ref(t); }
-  static task_ref share(task_state* t) noexcept {
-    if (t != nullptr) t->acquire();
-    return task_ref(t);
-  }
-  task_ref(const task_ref& other) noexcept : task_ref(share(other.task_)) {}
-  task_ref(task_ref&& other) noexcept : task_(std::exchange(other.task_, nullptr)) {}
-  task_ref& operator=(task_ref other) noexcept {
-    std::swap(task_, other.task_);
-    return *this;
-  }
-  ~task_ref() {
-    if (task_ != nullptr) task_->release();
-  }
-
-  [[nodiscard]] task_state* get() const noexcept { return task_; }
-  explicit operator bool() const noexcept { return task_ != nullptr; }
-  friend bool operator==(const task_ref& a, const task_ref& b) noexcept {
-    return a.task_ == b.task_;
-  }
-
- private:
-  explicit task_ref(task_state* t) noexcept : task_(t) {}
-  task_state* task_ = nullptr;
-};
+using task_ref = core::counted_ref<task_state>;
 
 }  // namespace await_tree::asio::detail
