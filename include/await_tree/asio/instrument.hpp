@@ -52,6 +52,7 @@ class frame_guard {
     const core::node_ref parent = known              ? *known
                                   : context_switched ? task.main_position()
                                                      : launch_position(*a, task, self);
+    task.make_room();
     record_ = {self, t.add(parent, &label_)};
     task.push(record_);
     task_ = task_ref::share(&task);

@@ -82,7 +82,10 @@ class task_state {
     return position_of(main_thread_).value_or(tree().root());
   }
 
-  void push(frame_record& r) {
+  /// Makes push() unable to throw: call it before creating the node.
+  void make_room() { tops_.reserve(tops_.size() + 1); }
+
+  void push(frame_record& r) noexcept {
     const auto top = find(r.thread);
     r.below = top != tops_.end() ? *top : nullptr;
     if (top != tops_.end()) {
