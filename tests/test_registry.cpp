@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -78,6 +79,20 @@ TEST_CASE("keys of different types never compare equal", "[registry]") {
   CHECK(text_of(reg, 1L) == "long [0ns]\n");
   CHECK(any_key(1) != any_key(1L));
   CHECK(any_key(std::string("x")) == any_key(std::string("x")));
+}
+
+// Regression: a std::uint64_t key used to pick the private constructor of
+// anonymous ids, and did not compile.
+TEST_CASE("unsigned 64-bit keys are keys like any other, not anonymous ids", "[registry]") {
+  registry reg = manual_registry();
+  const std::uint64_t id = 7;
+  const auto root = reg.register_task(id, "sized");
+  REQUIRE(reg.collect<std::uint64_t>().size() == 1);
+  CHECK(reg.collect<std::uint64_t>()[0].first == 7);
+  CHECK(text_of(reg, id) == "sized [0ns]\n");
+  CHECK(reg.collect_anonymous().empty());
+  CHECK(any_key(id) != any_key::anonymous(id));
+  CHECK(any_key(id).to_string() == "7");
 }
 
 TEST_CASE("any_key prints the key, and anonymous tasks are told apart", "[registry]") {

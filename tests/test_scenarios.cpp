@@ -213,8 +213,7 @@ TEST_CASE("an event resumes no waiter that an earlier one cancelled", "[scenario
   single_task t;
   rt::event both;
   auto body = [&]() -> rt::task<> {
-    co_await instrument(rt::when_any(wait_for(both, "first"), wait_for(both, "second")),
-                        "select");
+    co_await instrument(rt::when_any(wait_for(both, "first"), wait_for(both, "second")), "select");
   };
   t.spawn(body());
   t.ex.run();

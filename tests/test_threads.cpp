@@ -7,6 +7,7 @@
 #include "runtime/event.hpp"
 #include "runtime/task.hpp"
 #include "runtime/thread_pool.hpp"
+#include "snapshotter.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -22,65 +23,6 @@ using namespace test;
 using await_tree::instrument;
 
 namespace {
-
-/// Polls `condition` until it holds or `limit` passes.
-bool eventually(const std::function<bool()>& condition,
-                std::chrono::seconds limit = std::chrono::seconds(20)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-  return true;
-}
-
-/// Whether a snapshot is a well-formed tree: the root first at depth 0, every
-/// node at most one level below the one before it, detached roots at depth
-/// 0, and no node id twice.
-bool well_formed(const await_tree::tree& t) {
-  const auto& nodes = t.nodes();
-  if (nodes.empty() || nodes[0].depth != 0 || nodes[0].is_detached_root) return false;
-  std::vector<std::uint32_t> seen;
-  for (std::size_t i = 0; i < nodes.size(); ++i) {
-    const auto& n = nodes[i];
-    if (i > 0 && n.depth > nodes[i - 1].depth + 1) return false;
-    if (i > 0 && (n.depth == 0) != n.is_detached_root) return false;
-    if (std::find(seen.begin(), seen.end(), n.id) != seen.end()) return false;
-    seen.push_back(n.id);
-  }
-  return true;
-}
-
-/// Snapshots every tree of a registry in a loop, rendering each, and counts
-/// the snapshots and the malformed ones.
-class snapshotter {
- public:
-  explicit snapshotter(const await_tree::registry& reg)
-      : thread_([this, &reg] {
-          while (!stop_.load()) {
-            for (const auto& [key, t] : reg.collect_all()) {
-              if (!well_formed(t) || t.to_string().empty() || t.to_json().empty()) ++malformed_;
-              ++snapshots_;
-            }
-          }
-        }) {}
-  snapshotter(const snapshotter&) = delete;
-  snapshotter& operator=(const snapshotter&) = delete;
-  ~snapshotter() { stop(); }
-
-  void stop() {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-  }
-  [[nodiscard]] long snapshots() const noexcept { return snapshots_.load(); }
-  [[nodiscard]] long malformed() const noexcept { return malformed_.load(); }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<long> snapshots_{0};
-  std::atomic<long> malformed_{0};
-  std::thread thread_;
-};
 
 void busy_for(std::chrono::microseconds d) {
   const auto end = std::chrono::steady_clock::now() + d;

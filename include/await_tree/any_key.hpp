@@ -17,9 +17,9 @@ namespace await_tree {
 /// What a registry key must support: hashing, equality and fmt formatting.
 template <class K>
 concept registry_key = std::copyable<K> && std::equality_comparable<K> &&
-    fmt::is_formattable<K>::value && requires(const K& k) {
-  { std::hash<K>{}(k) } -> std::convertible_to<std::size_t>;
-};
+                       fmt::is_formattable<K>::value && requires(const K& k) {
+                         { std::hash<K>{}(k) } -> std::convertible_to<std::size_t>;
+                       };
 
 namespace detail {
 
@@ -59,10 +59,10 @@ class key_model final : public key_base {
 class any_key {
  public:
   template <class K>
-  requires(!std::same_as<K, any_key> && registry_key<K>) explicit any_key(K key)
-      : key_(std::make_shared<const detail::key_model<K>>(std::move(key))) {}
+    requires(!std::same_as<K, any_key> && registry_key<K>)
+  explicit any_key(K key) : key_(std::make_shared<const detail::key_model<K>>(std::move(key))) {}
 
-  [[nodiscard]] static any_key anonymous(std::uint64_t id) { return any_key(id); }
+  [[nodiscard]] static any_key anonymous(std::uint64_t id) { return any_key(anonymous_tag{}, id); }
 
   [[nodiscard]] bool is_anonymous() const noexcept { return key_ == nullptr; }
 
@@ -90,7 +90,10 @@ class any_key {
   }
 
  private:
-  explicit any_key(std::uint64_t anonymous_id) noexcept : anonymous_id_(anonymous_id) {}
+  // A tag, not a bare integer: keys of type std::uint64_t must reach the
+  // public constructor.
+  struct anonymous_tag {};
+  any_key(anonymous_tag, std::uint64_t anonymous_id) noexcept : anonymous_id_(anonymous_id) {}
 
   std::shared_ptr<const detail::key_base> key_;
   std::uint64_t anonymous_id_ = 0;

@@ -85,7 +85,7 @@ class context_stack {
  private:
   static void drop(context_entry entry) noexcept {
     if (entry.tree == nullptr) return;
-    {
+    if (entry.node != node_ref{}) {
       const auto lock = entry.tree->lock();
       entry.tree->move_running(entry.node, {});
     }

@@ -13,10 +13,15 @@ namespace await_tree {
 
 template <class A>
 class rooted;
+class tree_root;
 
 namespace detail {
 template <class Inner>
 class root_awaiter;
+
+/// The tree a root owns (null once it has ended), for runtime integrations
+/// that run a task's code under a root of their own making.
+inline tree_state* tree_of(const tree_root& root) noexcept;
 }  // namespace detail
 
 /// Owns one registered task's tree while the task runs. Made by
@@ -61,6 +66,7 @@ class tree_root {
   friend class registry;
   template <class Inner>
   friend class detail::root_awaiter;
+  friend detail::tree_state* detail::tree_of(const tree_root& root) noexcept;
 
   tree_root(std::shared_ptr<detail::registry_state> registry, any_key key,
             detail::tree_state* t) noexcept
@@ -84,6 +90,8 @@ class tree_root {
 };
 
 namespace detail {
+
+inline tree_state* tree_of(const tree_root& root) noexcept { return root.tree_; }
 
 /// Opens an activation of the task at its root on this thread, in the
 /// coroutine `self` that awaits the root.

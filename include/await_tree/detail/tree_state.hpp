@@ -2,6 +2,7 @@
 #pragma once
 
 #include <await_tree/config.hpp>
+#include <await_tree/detail/counted_ref.hpp>
 #include <await_tree/span.hpp>
 #include <await_tree/tree.hpp>
 
@@ -350,33 +351,7 @@ class tree_state {
   bool closed_ = false;
 };
 
-/// A counted reference to a tree_state.
-class tree_ref {
- public:
-  tree_ref() noexcept = default;
-  /// Takes a new reference.
-  static tree_ref share(tree_state* t) noexcept {
-    if (t != nullptr) t->acquire();
-    return tree_ref(t);
-  }
-
-  tree_ref(const tree_ref& other) noexcept : tree_ref(share(other.tree_)) {}
-  tree_ref(tree_ref&& other) noexcept : tree_(std::exchange(other.tree_, nullptr)) {}
-  tree_ref& operator=(tree_ref other) noexcept {
-    std::swap(tree_, other.tree_);
-    return *this;
-  }
-  ~tree_ref() {
-    if (tree_ != nullptr) tree_->release();
-  }
-
-  [[nodiscard]] tree_state* get() const noexcept { return tree_; }
-  explicit operator bool() const noexcept { return tree_ != nullptr; }
-
- private:
-  explicit tree_ref(tree_state* t) noexcept : tree_(t) {}
-  tree_state* tree_ = nullptr;
-};
+using tree_ref = counted_ref<tree_state>;
 
 /// The tree as it is now; nothing once its task has ended.
 inline std::optional<tree> snapshot_if_open(tree_state& t) {

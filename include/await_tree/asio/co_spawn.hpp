@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <await_tree/asio/detail/activation.hpp>
+#include <await_tree/asio/task_executor.hpp>
+#include <await_tree/registry.hpp>
+#include <await_tree/tree_root.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <type_traits>
+#include <utility>
+
+namespace await_tree::asio {
+namespace detail {
+
+template <class E>
+concept executor = ::asio::execution::is_executor<E>::value || ::asio::is_executor<E>::value;
+
+template <class C>
+concept execution_context = std::is_convertible_v<C&, ::asio::execution_context&>;
+
+/// The main thread is the spawned coroutine's own awaitable thread: the one
+/// whose position is the task's main position. Out of line for the reason
+/// given at frame_guard::open.
+[[gnu::noinline]] inline void enter_main_thread(task_state& task, const bool& context_switched) {
+  const auto lock = task.tree().lock();
+  task.set_main_thread(&context_switched);
+  if (activation* a = innermost_activation(); a != nullptr && a->task == &task) {
+    a->thread = &context_switched;
+  }
+}
+
+/// The bottom frame of a spawned task. It owns the root, so the task stays
+/// registered for exactly as long as its coroutine lives.
+template <class T, class Executor>
+::asio::awaitable<T, Executor> run_as_root([[maybe_unused]] tree_root root, task_ref task,
+                                           ::asio::awaitable<T, Executor> awaitable) {
+  enter_main_thread(*task.get(), co_await ::asio::detail::awaitable_thread_has_context_switched{});
+  co_return co_await std::move(awaitable);
+}
+
+template <class Executor, class T, class AwaitableExecutor, class CompletionToken>
+auto spawn_with(const Executor& ex, tree_root root,
+                ::asio::awaitable<T, AwaitableExecutor> awaitable, CompletionToken&& token) {
+  static_assert(std::is_convertible_v<task_executor<Executor>, AwaitableExecutor>,
+                "await_tree::asio::co_spawn runs the task on a task_executor: the awaitable's "
+                "executor type must be type-erased (asio::any_io_executor, the default)");
+  core::tree_state* t = core::tree_of(root);
+  if (t == nullptr) {  // the root has already ended: nothing to trace
+    return ::asio::co_spawn(ex, std::move(awaitable), std::forward<CompletionToken>(token));
+  }
+  task_ref task = task_ref::adopt(task_state::create(*t));
+  task_executor<Executor> traced(ex, task);
+  return ::asio::co_spawn(std::move(traced),
+                          run_as_root(std::move(root), std::move(task), std::move(awaitable)),
+                          std::forward<CompletionToken>(token));
+}
+
+/// Spawns on the executor under `ex`. A task spawned from inside another runs
+/// on the other's inner executor, not nested in its task; the executors of
+/// io_contexts are unwrapped from `any_io_executor`, so that a task's
+/// executor stays small enough for Asio to copy without allocating.
+template <class Executor, class... Args>
+auto spawn_on(const Executor& ex, Args&&... args) {
+  return spawn_with(ex, std::forward<Args>(args)...);
+}
+template <class Inner, class... Args>
+auto spawn_on(const task_executor<Inner>& ex, Args&&... args) {
+  return spawn_with(ex.inner(), std::forward<Args>(args)...);
+}
+template <class... Args>
+auto spawn_on(const ::asio::any_io_executor& ex, Args&&... args) {
+  using io_executor = ::asio::io_context::executor_type;
+  if (const auto* traced = ex.target<task_executor<io_executor>>(); traced != nullptr) {
+    return spawn_with(traced->inner(), std::forward<Args>(args)...);
+  }
+  if (const auto* io = ex.target<io_executor>(); io != nullptr) {
+    return spawn_with(*io, std::forward<Args>(args)...);
+  }
+  return spawn_with(ex, std::forward<Args>(args)...);
+}
+
+template <executor Executor>
+const Executor& executor_of(const Executor& ex) noexcept {
+  return ex;
+}
+template <execution_context Context>
+auto executor_of(Context& ctx) noexcept {
+  return ctx.get_executor();
+}
+
+}  // namespace detail
+
+/// `asio::co_spawn`, with the task registered under `root` for exactly as
+/// long as the spawned coroutine lives (the root ends when it completes or is
+/// destroyed). `ex` is an executor or an execution context; the completion
+/// token behaves as with `asio::co_spawn`. A root that has already ended
+/// spawns the task untraced.
+///
+///     await_tree::asio::co_spawn(io, reg.register_anonymous("accept loop"),
+///                                accept_loop(), asio::detached);
+template <class ExecutorOrContext, class T, class AwaitableExecutor, class CompletionToken>
+auto co_spawn(ExecutorOrContext&& ex, tree_root root,
+              ::asio::awaitable<T, AwaitableExecutor> awaitable, CompletionToken&& token) {
+  return detail::spawn_on(detail::executor_of(ex), std::move(root), std::move(awaitable),
+                          std::forward<CompletionToken>(token));
+}
+
+/// Spawns a task registered in `reg` under `key` (replacing any task
+/// registered under an equal key), with `root_span` as its root.
+template <class ExecutorOrContext, registry_key Key, class T, class AwaitableExecutor,
+          class CompletionToken>
+auto co_spawn(ExecutorOrContext&& ex, registry& reg, Key key, span root_span,
+              ::asio::awaitable<T, AwaitableExecutor> awaitable, CompletionToken&& token) {
+  return await_tree::asio::co_spawn(ex, reg.register_task(std::move(key), std::move(root_span)),
+                                    std::move(awaitable), std::forward<CompletionToken>(token));
+}
+
+/// Spawns a task registered in the global registry, which this creates (with
+/// the default config) if `init_global_registry()` has not been called.
+template <class ExecutorOrContext, registry_key Key, class T, class AwaitableExecutor,
+          class CompletionToken>
+auto co_spawn(ExecutorOrContext&& ex, Key key, span root_span,
+              ::asio::awaitable<T, AwaitableExecutor> awaitable, CompletionToken&& token) {
+  init_global_registry();
+  return await_tree::asio::co_spawn(ex, *global_registry(), std::move(key), std::move(root_span),
+                                    std::move(awaitable), std::forward<CompletionToken>(token));
+}
+
+}  // namespace await_tree::asio
