@@ -15,10 +15,10 @@
 
 #include "example.hpp"
 
+#include <asio.hpp>
 #include <fmt/format.h>
 
 #include <array>
-#include <asio.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstdio>

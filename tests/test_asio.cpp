@@ -10,13 +10,13 @@
 #include "snapshotter.hpp"
 #include "support.hpp"
 
+#include <asio.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/experimental/concurrent_channel.hpp>
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
 #include <array>
-#include <asio.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
-#include <asio/experimental/concurrent_channel.hpp>
 #include <atomic>
 #include <chrono>
 #include <exception>

@@ -8,9 +8,9 @@
 
 #include "compare.hpp"
 
+#include <asio.hpp>
 #include <benchmark/benchmark.h>
 
-#include <asio.hpp>
 #include <cstddef>
 #include <exception>
 

@@ -10,6 +10,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+
 #include <type_traits>
 #include <utility>
 

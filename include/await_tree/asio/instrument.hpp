@@ -5,6 +5,8 @@
 #include <await_tree/span.hpp>
 
 #include <asio/awaitable.hpp>
+
+#include <optional>
 #include <utility>
 
 namespace await_tree::asio {

@@ -7,6 +7,7 @@
 #include <asio/prefer.hpp>
 #include <asio/query.hpp>
 #include <asio/require.hpp>
+
 #include <type_traits>
 #include <utility>
 
