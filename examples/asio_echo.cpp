@@ -16,6 +16,7 @@
 #include "example.hpp"
 
 #include <asio.hpp>
+#include <asio/experimental/concurrent_channel.hpp>
 #include <fmt/format.h>
 
 #include <array>
@@ -63,9 +64,13 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor) {
   }
 }
 
-/// Says hello a few times, then idles until `hang_up` is cancelled.
+/// Closed when the clients are to hang up. A concurrent channel, because
+/// clients on both io threads wait on it while main closes it.
+using hang_up_signal = asio::experimental::concurrent_channel<void(asio::error_code, bool)>;
+
+/// Says hello a few times, then idles until `hang_up` is closed.
 asio::awaitable<void> client(int id, tcp::endpoint server, std::chrono::nanoseconds pause,
-                             asio::steady_timer& hang_up, std::atomic<int>& idle) {
+                             hang_up_signal& hang_up, std::atomic<int>& idle) {
   const auto ex = co_await asio::this_coro::executor;
   tcp::socket socket(ex);
   co_await socket.async_connect(server, use_awaitable);
@@ -80,8 +85,8 @@ asio::awaitable<void> client(int id, tcp::endpoint server, std::chrono::nanoseco
   }
   ++idle;
   try {
-    co_await hang_up.async_wait(use_awaitable);
-  } catch (const std::system_error&) {  // cancelled: time to hang up
+    co_await hang_up.async_receive(use_awaitable);
+  } catch (const std::system_error&) {  // closed: time to hang up
   }
 }
 
@@ -116,12 +121,15 @@ int main(int argc, char** argv) {
   const await_tree::registry& reg = *await_tree::global_registry();
 
   asio::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  asio::steady_timer hang_up(io, asio::steady_timer::time_point::max());
+  // The accept loop uses the acceptor and main closes it: a strand keeps the
+  // two apart.
+  const auto acceptor_strand = asio::make_strand(io);
+  tcp::acceptor acceptor(acceptor_strand, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  hang_up_signal hang_up(io);
   std::atomic<int> idle{0};
 
-  await_tree::asio::co_spawn(io, std::string("accept loop"), "echo server", accept_loop(acceptor),
-                             asio::detached);
+  await_tree::asio::co_spawn(acceptor_strand, std::string("accept loop"), "echo server",
+                             accept_loop(acceptor), asio::detached);
   for (int id = 0; id < client_count; ++id) {
     asio::co_spawn(io, client(id, acceptor.local_endpoint(), pause, hang_up, idle), asio::detached);
   }
@@ -131,9 +139,9 @@ int main(int argc, char** argv) {
   const bool quiet = within(10s, [&] { return idle == client_count && all_reading(reg); });
   example::print_trees(reg, quiet ? "while the connections idle" : "connections never went idle");
 
-  asio::post(io, [&] { hang_up.cancel(); });  // the clients hang up
+  hang_up.close();  // the clients hang up
   const bool hung_up = within(10s, [&] { return reg.collect<std::string>().size() == 1; });
-  asio::post(io, [&] { acceptor.close(); });  // and the server stops accepting
+  asio::post(acceptor_strand, [&] { acceptor.close(); });  // and the server stops accepting
   for (auto& t : threads) t.join();
   example::print_trees(reg, "after shutdown");
   const bool clean = quiet && hung_up && reg.collect_all().empty();
