@@ -132,17 +132,12 @@ asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   co_await timer.async_wait(use_awaitable);
 }
 
-/// Waits for `limit` for a condition that the test then checks in full.
-bool arrives(const std::function<bool()>& condition) {
-  return eventually(condition, std::chrono::seconds(20));
-}
-
 /// Waits until no thread runs any task of `reg`: the `<== current` markers
 /// are gone. A task whose node was just added is still running for a moment
 /// (initiating the operation it waits for); a marker that never goes away is
 /// a running count the library failed to take back.
 bool settles(const await_tree::registry& reg) {
-  return arrives([&reg] {
+  return eventually([&reg] {
     for (const auto& [key, t] : reg.collect_all()) {
       for (const auto& n : t.nodes()) {
         if (n.is_current) return false;
@@ -203,7 +198,7 @@ TEST_CASE("plain awaits between instrumented ones keep each task's position", "[
     spawn(io, reg, fmt::format("task {}", i), "task", nested_task(g), failures);
   }
 
-  REQUIRE(arrives([&] { return g.waiting() == task_count; }));
+  REQUIRE(eventually([&] { return g.waiting() == task_count; }));
   CHECK(settles(reg));
   for (int i = 0; i < task_count; ++i) {
     CHECK(text_of(reg, fmt::format("task {}", i)) ==
@@ -245,7 +240,7 @@ TEST_CASE("&& shows its branches as siblings while they run", "[asio]") {
   io_threads threads(io, 2);
   spawn(io, reg, "joins", "task", joins(g, after), failures);
 
-  REQUIRE(arrives([&] { return g.waiting() == 4; }));
+  REQUIRE(eventually([&] { return g.waiting() == 4; }));
   CHECK(settles(reg));
   CHECK(text_of(reg, std::string("joins")) ==
         "task [0ns]\n"
@@ -256,7 +251,7 @@ TEST_CASE("&& shows its branches as siblings while they run", "[asio]") {
         "      deep b [0ns]\n"
         "    late [0ns]\n");
   g.open();
-  REQUIRE(arrives([&] { return after.waiting() == 1; }));
+  REQUIRE(eventually([&] { return after.waiting() == 1; }));
   CHECK(settles(reg));
   CHECK(text_of(reg, std::string("joins")) ==
         "task [0ns]\n"
@@ -285,7 +280,7 @@ TEST_CASE("|| removes the cancelled loser's nodes", "[asio]") {
   io_threads threads(io, 2);
   spawn(io, reg, "races", "task", races(timeout, after, winner), failures);
 
-  REQUIRE(arrives([&] { return timeout.waiting() == 1; }));
+  REQUIRE(eventually([&] { return timeout.waiting() == 1; }));
   CHECK(settles(reg));
   CHECK(text_of(reg, std::string("races")) ==
         "task [0ns]\n"
@@ -293,7 +288,7 @@ TEST_CASE("|| removes the cancelled loser's nodes", "[asio]") {
         "    slow query [0ns]\n"
         "    timeout [0ns]\n");
   timeout.open();
-  REQUIRE(arrives([&] { return after.waiting() == 1; }));
+  REQUIRE(eventually([&] { return after.waiting() == 1; }));
   CHECK(settles(reg));
   CHECK(winner == 1);
   CHECK(text_of(reg, std::string("races")) ==
@@ -336,7 +331,7 @@ TEST_CASE("tasks blocked on a channel show it", "[asio]") {
   spawn(io, reg, "producer", "producer", producer(ch, go), failures);
 
   // The channel is empty: the consumer waits to receive.
-  REQUIRE(arrives([&] {
+  REQUIRE(eventually([&] {
     return go.waiting() == 1 && has_node(reg, std::string("consumer"), "recv from producer");
   }));
   CHECK(settles(reg));
@@ -346,7 +341,7 @@ TEST_CASE("tasks blocked on a channel show it", "[asio]") {
   go.open();
 
   // Item 1 was taken, item 2 fills the channel, item 3 waits for room.
-  REQUIRE(arrives([&] {
+  REQUIRE(eventually([&] {
     return elsewhere.waiting() == 1 && has_node(reg, std::string("producer"), "send item 3");
   }));
   CHECK(settles(reg));
@@ -414,7 +409,7 @@ TEST_CASE("a TCP echo server over loopback: idle connections wait in read", "[as
     asio::co_spawn(io, client(acceptor.local_endpoint(), bye, echoed), asio::detached);
   }
 
-  REQUIRE(arrives([&] {
+  REQUIRE(eventually([&] {
     if (echoed != connection_count || bye.waiting() != connection_count) return false;
     for (int id = 0; id < connection_count; ++id) {
       if (!has_node(reg, fmt::format("connection {}", id), "read")) return false;
@@ -517,7 +512,7 @@ TEST_CASE("many busy tasks on three threads, snapshotted all along", "[asio][str
                                });
   }
 
-  REQUIRE(arrives([&] { return park.waiting() == task_count; }));
+  REQUIRE(eventually([&] { return park.waiting() == task_count; }));
   CHECK(settles(reg));
   for (int id = 0; id < task_count; ++id) {
     CHECK(text_of(reg, id) == fmt::format("task [0ns]\n  parked {} [0ns]\n", id));

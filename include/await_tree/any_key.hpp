@@ -16,12 +16,19 @@ namespace await_tree {
 
 /// What a registry key must support: hashing, equality and fmt formatting.
 template <class K>
-concept registry_key = std::copyable<K> && std::equality_comparable<K> &&
-                       fmt::is_formattable<K>::value && requires(const K& k) {
-                         { std::hash<K>{}(k) } -> std::convertible_to<std::size_t>;
-                       };
+concept registry_key = std::copyable<K> && std::equality_comparable<K> && requires(const K& k) {
+  { std::hash<K>{}(k) } -> std::convertible_to<std::size_t>;
+  requires fmt::is_formattable<K>::value;
+};
+
+class any_key;
 
 namespace detail {
+
+/// A key type of the user's: any_key itself excluded (checked first, before
+/// registry_key would look at the incomplete any_key).
+template <class K>
+concept user_key = !std::same_as<K, any_key> && registry_key<K>;
 
 class key_base {
  public:
@@ -58,8 +65,7 @@ class key_model final : public key_base {
 /// A registry key of any type, or the identity of an anonymous task.
 class any_key {
  public:
-  template <class K>
-    requires(!std::same_as<K, any_key> && registry_key<K>)
+  template <detail::user_key K>
   explicit any_key(K key) : key_(std::make_shared<const detail::key_model<K>>(std::move(key))) {}
 
   [[nodiscard]] static any_key anonymous(std::uint64_t id) { return any_key(anonymous_tag{}, id); }

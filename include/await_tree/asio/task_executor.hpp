@@ -15,6 +15,14 @@ namespace await_tree::asio {
 
 namespace detail {
 
+// What `Inner` supports, task_executor<Inner> forwards.
+template <class Property, class Executor>
+concept queryable_on = ::asio::can_query<const Executor&, Property>::value;
+template <class Property, class Executor>
+concept requirable_on = ::asio::can_require<const Executor&, Property>::value;
+template <class Property, class Executor>
+concept preferable_on = ::asio::can_prefer<const Executor&, Property>::value;
+
 /// A function submitted through a task's executor: runs as an activation of
 /// the task, wherever and whenever the inner executor runs it.
 template <class F>
@@ -49,21 +57,18 @@ class task_executor {
 
   [[nodiscard]] const Inner& inner() const noexcept { return inner_; }
 
-  template <class Property>
-    requires ::asio::can_query<const Inner&, Property>::value
+  template <detail::queryable_on<Inner> Property>
   decltype(auto) query(const Property& p) const
       noexcept(::asio::is_nothrow_query<const Inner&, Property>::value) {
     return ::asio::query(inner_, p);
   }
 
-  template <class Property>
-    requires ::asio::can_require<const Inner&, Property>::value
+  template <detail::requirable_on<Inner> Property>
   auto require(const Property& p) const {
     return rewrap(::asio::require(inner_, p));
   }
 
-  template <class Property>
-    requires ::asio::can_prefer<const Inner&, Property>::value
+  template <detail::preferable_on<Inner> Property>
   auto prefer(const Property& p) const {
     return rewrap(::asio::prefer(inner_, p));
   }
