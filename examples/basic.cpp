@@ -66,9 +66,12 @@ int main(int argc, char** argv) {
   rt::spawn(ex, reg.register_task(std::string("foo"), "foo").instrument(s.foo()));
   rt::spawn(ex, verbose_reg.register_task(std::string("foo (verbose)"), "foo").instrument(s.foo()));
 
-  ex.run_for(second);
+  // Checkpoints at fixed times from the start: time spent printing does not
+  // move them.
+  const nanoseconds start = ex.now();
+  ex.run_until(start + second);
   example::print_trees(reg, "after 1 s: every branch pending");
-  ex.run_for(2 * second);
+  ex.run_until(start + 3 * second);
   example::print_trees(reg, "after 3 s: baz(2) is done, bar(4) is not");
   example::print_trees(verbose_reg, "the same, with config.verbose = true");
   ex.run();

@@ -59,11 +59,14 @@ int main(int argc, char** argv) {
   rt::spawn(ex,
             reg.register_task(std::string("request 7"), "handle request 7").instrument(s.handle()));
 
-  ex.run_for(second / 2);
+  // Checkpoints at fixed times from the start, so that however long printing
+  // takes (a slow, sanitized build), no timer due later fires before them.
+  const nanoseconds start = ex.now();
+  ex.run_until(start + second / 2);
   example::print_trees(reg, "0.5 s: the query races the timer");
-  ex.run_for(3 * second / 4);
+  ex.run_until(start + 5 * second / 4);
   example::print_trees(reg, "1.25 s: timed out; the query is detached while the warning is logged");
-  ex.run_for(3 * second / 4);
+  ex.run_until(start + 2 * second);
   example::print_trees(reg, "2 s: awaited again; the same query node is back under the root");
   ex.run();
   example::print_trees(reg, "done: nothing left");
