@@ -106,7 +106,7 @@ class registry_state {
   }
 
  private:
-  struct shard {
+  struct alignas(64) shard {
     mutable std::mutex mutex;
     std::unordered_map<any_key, tree_state*> entries;
   };

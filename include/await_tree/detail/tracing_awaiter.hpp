@@ -82,6 +82,8 @@ class tracing_awaiter {
 
   template <class Promise>
   [[gnu::noinline]] auto await_suspend(std::coroutine_handle<Promise> h) {
+    // The common case outside any task, kept free of the protocol's cost.
+    if (!has_node() && context_stack::local().top() == nullptr) return inner_.await_suspend(h);
     self_ = h.address();
     return suspend_through(inner_, h, begin_suspend(owner_, point_), [this](suspend_state saved) {
       self_ = nullptr;
@@ -92,11 +94,16 @@ class tracing_awaiter {
   // The bookkeeping runs after the wrapped await_resume (or as its exception
   // leaves): with nested wrappers, the innermost node completes first.
   decltype(auto) await_resume() {
+    if (self_ == nullptr && !has_node()) return inner_.await_resume();  // nothing to finish
     const scope_exit finish{[this]() noexcept { finish_await(); }};
     return inner_.await_resume();
   }
 
  private:
+  [[nodiscard]] bool has_node() const noexcept {
+    return owner_ != nullptr && owner_->tree() != nullptr;
+  }
+
   [[gnu::noinline]] void finish_await() noexcept {
     if (self_ == nullptr) {
       if (owner_ != nullptr) owner_->reset();  // a re-awaited node whose work is done

@@ -3,6 +3,7 @@
 
 #include <await_tree/config.hpp>
 #include <await_tree/detail/counted_ref.hpp>
+#include <await_tree/detail/spin_mutex.hpp>
 #include <await_tree/span.hpp>
 #include <await_tree/tree.hpp>
 
@@ -12,24 +13,10 @@
 #include <limits>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <utility>
 #include <vector>
 
 namespace await_tree::detail {
-
-/// Takes `m` if it is free or becomes free within about 100 ms. For dumps
-/// made while the program dies, where the dying thread may hold `m` itself
-/// and lock() would never return. Safe in a signal handler: it only tries
-/// the lock and sleeps.
-inline std::unique_lock<std::mutex> try_lock_briefly(std::mutex& m) noexcept {
-  std::unique_lock lock(m, std::try_to_lock);
-  for (int attempt = 0; !lock.owns_lock() && attempt < 100; ++attempt) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    static_cast<void>(lock.try_lock());
-  }
-  return lock;
-}
 
 using node_id = std::uint32_t;
 inline constexpr node_id no_node = std::numeric_limits<node_id>::max();
@@ -46,12 +33,13 @@ struct node_ref {
   friend bool operator==(node_ref, node_ref) = default;
 };
 
-/// One task's live await-tree: an arena of nodes behind a mutex.
+/// One task's live await-tree: an arena of nodes behind a lock.
 ///
 /// Lifetime is reference counted. References are held by the task's root
 /// (until it ends), by each thread-context entry that points into the tree, by
-/// snapshots in progress, and by the instrumented nodes as a group (one
-/// reference while any exists). That last rule costs no atomic per await.
+/// snapshots in progress, and by the instrumented nodes that outlive the root,
+/// as a group. While the root lives it keeps the tree alive for its nodes, so
+/// adding and removing a node touches no atomic.
 ///
 /// Every member function except `create`, `acquire`, `release` and `lock`
 /// requires the mutex to be held by the caller.
@@ -69,9 +57,9 @@ class tree_state {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  [[nodiscard]] std::unique_lock<std::mutex> lock() { return std::unique_lock(mutex_); }
+  [[nodiscard]] std::unique_lock<spin_mutex> lock() noexcept { return std::unique_lock(mutex_); }
   /// See try_lock_briefly.
-  [[nodiscard]] std::unique_lock<std::mutex> try_lock_briefly() noexcept {
+  [[nodiscard]] std::unique_lock<spin_mutex> try_lock_briefly() noexcept {
     return detail::try_lock_briefly(mutex_);
   }
 
@@ -99,7 +87,7 @@ class tree_state {
     s.running = 0;
     s.suspended_awaits = 0;
     link(id, contains(parent) ? parent.id : detached_container);
-    if (instrumented_nodes_++ == 0) acquire();
+    ++instrumented_nodes_;
     return {id, s.serial};
   }
 
@@ -118,13 +106,13 @@ class tree_state {
   void relabel(node_ref n, const span* label) noexcept { slots_[n.id].label = label; }
 
   /// Removes `n`; its children become detached subtrees. Returns true when it
-  /// was the last instrumented node: the caller then calls `release()` once it
-  /// has unlocked the mutex.
+  /// was the last instrumented node of an ended task: the caller then calls
+  /// `release()` once it has unlocked the mutex.
   [[nodiscard]] bool remove(node_ref n) noexcept {
     detach_children(n.id);
     unlink(n.id);
     free_slot(n.id);
-    return --instrumented_nodes_ == 0;
+    return --instrumented_nodes_ == 0 && closed_;
   }
 
   /// Moves one thread's "execution is here" mark from `from` to `to`; either
@@ -143,10 +131,12 @@ class tree_state {
   }
 
   /// Ends the task: no node is added from now on, and the root's subtrees are
-  /// detached. The caller then releases the root's reference, unlocked.
+  /// detached. The caller then releases the root's reference, unlocked; the
+  /// nodes still pending take one of their own (see remove).
   void close() noexcept {
     closed_ = true;
     detach_children(root_node);
+    if (instrumented_nodes_ > 0) acquire();
   }
 
   [[nodiscard]] tree snapshot() const;
@@ -206,7 +196,7 @@ class tree_state {
  private:
   tree_state(span root, const config& cfg)
       : root_span_(std::move(root).long_running()),
-        clock_(cfg.clock ? cfg.clock : &steady_now),
+        clock_(cfg.clock ? cfg.clock : &coarse_now),
         threshold_(cfg.long_running_threshold),
         verbose_(cfg.verbose) {
     slots_.reserve(initial_capacity);
@@ -338,7 +328,7 @@ class tree_state {
 
   static constexpr std::size_t initial_capacity = 8;
 
-  mutable std::mutex mutex_;
+  mutable spin_mutex mutex_;
   std::atomic<std::uint32_t> refs_{1};  // the root's
   std::vector<slot> slots_;
   node_id free_head_ = no_node;
