@@ -28,7 +28,8 @@ struct registry_access;
 /// before its tasks end, or after: both orders are safe.
 class registry {
  public:
-  explicit registry(config cfg = {}) : state_(std::make_shared<detail::registry_state>(cfg)) {}
+  explicit registry(config cfg = {})
+      : state_(detail::registry_state::create(cfg), &detail::registry_state::release_handles) {}
 
   /// Registers a task under `key`, replacing any task registered under an
   /// equal key (that task runs on, no longer listed).
@@ -80,7 +81,7 @@ class registry {
 
   tree_root register_as(any_key key, span root) {
     detail::tree_state* t = detail::tree_state::create(std::move(root), state_->settings());
-    tree_root handle(state_, std::move(key), t);  // owns `t` from here on
+    tree_root handle(*state_, std::move(key), t);  // owns `t` from here on
     state_->insert(handle.key(), t);
     return handle;
   }

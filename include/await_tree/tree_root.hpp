@@ -5,7 +5,6 @@
 #include <await_tree/detail/registry_state.hpp>
 #include <await_tree/detail/tracing_awaiter.hpp>
 
-#include <memory>
 #include <optional>
 #include <utility>
 
@@ -32,13 +31,13 @@ inline tree_state* tree_of(const tree_root& root) noexcept;
 class tree_root {
  public:
   tree_root(tree_root&& other) noexcept
-      : registry_(std::move(other.registry_)),
+      : registry_(std::exchange(other.registry_, nullptr)),
         key_(std::move(other.key_)),
         tree_(std::exchange(other.tree_, nullptr)) {}
   tree_root& operator=(tree_root&& other) noexcept {
     if (this != &other) {
       end();
-      registry_ = std::move(other.registry_);
+      registry_ = std::exchange(other.registry_, nullptr);
       key_ = std::move(other.key_);
       tree_ = std::exchange(other.tree_, nullptr);
     }
@@ -68,9 +67,8 @@ class tree_root {
   friend class detail::root_awaiter;
   friend detail::tree_state* detail::tree_of(const tree_root& root) noexcept;
 
-  tree_root(std::shared_ptr<detail::registry_state> registry, any_key key,
-            detail::tree_state* t) noexcept
-      : registry_(std::move(registry)), key_(std::move(key)), tree_(t) {}
+  tree_root(detail::registry_state& registry, any_key key, detail::tree_state* t) noexcept
+      : registry_(&registry), key_(std::move(key)), tree_(t) {}
 
   void end() noexcept {
     if (tree_ == nullptr) return;
@@ -84,7 +82,7 @@ class tree_root {
     std::exchange(tree_, nullptr)->release();
   }
 
-  std::shared_ptr<detail::registry_state> registry_;
+  detail::registry_state* registry_;  // held until end(): see registry_state
   any_key key_;
   detail::tree_state* tree_ = nullptr;
 };

@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // Snapshotting many live tasks: 10,000 tasks, each suspended five nodes deep
-// (the root and four instrumented awaits), collected and rendered as text.
+// (the root and four instrumented awaits), collected and rendered as text; and
+// what snapshots every millisecond cost tasks running meanwhile.
 
 #include <await_tree/await_tree.hpp>
 
+#include "compare.hpp"
 #include "runtime/event.hpp"
 #include "runtime/task.hpp"
 
 #include <benchmark/benchmark.h>
 
-#include <string>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -24,17 +28,34 @@ rt::task<> nested(rt::event& gate, int depth) {
   }
 }
 
+template <class Rooted>
+rt::task<> drive(Rooted rooted) {
+  co_await std::move(rooted);
+}
+
+/// `count` registered tasks, each suspended five nodes deep until destroyed.
+class idle_tasks {
+ public:
+  idle_tasks(await_tree::registry& reg, int count) {
+    running_.reserve(static_cast<std::size_t>(count));
+    for (int i = 0; i < count; ++i) {
+      running_.push_back(drive(reg.register_task(i, "task").instrument(nested(gate_, 3))));
+      running_.back().start();
+    }
+  }
+  idle_tasks(const idle_tasks&) = delete;
+  idle_tasks& operator=(const idle_tasks&) = delete;
+  ~idle_tasks() { gate_.set(); }
+
+ private:
+  rt::event gate_;
+  std::vector<rt::task<>> running_;
+};
+
 void snapshot_10k_tasks(benchmark::State& state) {
   constexpr int tasks = 10'000;
   await_tree::registry reg;
-  rt::event gate;
-  std::vector<rt::task<>> running;
-  running.reserve(tasks);
-  auto drive = [](auto rooted) -> rt::task<> { co_await std::move(rooted); };
-  for (int i = 0; i < tasks; ++i) {
-    running.push_back(drive(reg.register_task(i, "task").instrument(nested(gate, 3))));
-    running.back().start();
-  }
+  const idle_tasks idle(reg, tasks);
   std::size_t nodes = 0;
   std::size_t bytes = 0;
   for (auto _ : state) {
@@ -48,11 +69,75 @@ void snapshot_10k_tasks(benchmark::State& state) {
   state.counters["tasks"] = tasks;
   state.counters["nodes"] = static_cast<double>(nodes);
   state.counters["text_bytes"] = static_cast<double>(bytes);
-  gate.set();
+}
+
+rt::task<int> ready_child(int i) { co_return i; }
+
+/// Instrumented awaits, two levels deep, until `stop`; counts them.
+rt::task<> busy(const std::atomic<bool>& stop, std::atomic<std::size_t>& awaits) {
+  std::size_t done = 0;
+  int sum = 0;
+  while (!stop.load(std::memory_order_relaxed)) {
+    sum += co_await instrument(ready_child(sum), "step");
+    ++done;
+  }
+  benchmark::DoNotOptimize(sum);
+  awaits.fetch_add(done);
+}
+
+/// Awaits per second of two threads, each running a registered `busy` task
+/// for `duration`, while a third thread snapshots the registry every
+/// millisecond, or not at all.
+double awaits_per_second(await_tree::registry& reg, bool snapshotting,
+                         std::chrono::milliseconds duration) {
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> awaits{0};
+  const auto run_busy_task = [&](int key) {
+    rt::task<> t = drive(reg.register_task(key, "busy").instrument(busy(stop, awaits)));
+    t.start();
+  };
+  const auto start = std::chrono::steady_clock::now();
+  std::thread first(run_busy_task, -1);
+  std::thread second(run_busy_task, -2);
+  std::thread snapshotter([&] {
+    while (snapshotting && !stop.load()) {
+      for (const auto& entry : reg.collect_all())
+        benchmark::DoNotOptimize(entry.second.to_string());
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  std::this_thread::sleep_for(duration);
+  stop = true;
+  first.join();
+  second.join();
+  snapshotter.join();
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  return static_cast<double>(awaits.load()) / elapsed.count();
+}
+
+/// The two busy tasks share the registry with 100 idle tasks five nodes deep,
+/// so that each snapshot has some work to do.
+void throughput_while_snapshotting(benchmark::State& state) {
+  await_tree::registry reg;
+  const idle_tasks idle(reg, 100);
+  constexpr std::chrono::milliseconds duration(100);
+  std::vector<double> quiet;
+  std::vector<double> snapshotted;
+  for (auto _ : state) {
+    quiet.push_back(awaits_per_second(reg, false, duration));
+    snapshotted.push_back(awaits_per_second(reg, true, duration));
+  }
+  state.counters["quiet_awaits_per_s"] = bench::median(quiet);
+  state.counters["snapshotted_awaits_per_s"] = bench::median(snapshotted);
+  state.counters["kept"] = bench::median(snapshotted) / bench::median(quiet);
 }
 
 }  // namespace
 
 BENCHMARK(snapshot_10k_tasks)->Unit(benchmark::kMillisecond);
+BENCHMARK(throughput_while_snapshotting)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(5);
 
 BENCHMARK_MAIN();

@@ -16,36 +16,54 @@
 
 namespace await_tree::detail {
 
-/// The map from keys to live trees, split into shards so that tasks
-/// registering on different threads rarely meet on one mutex.
+/// The map from keys to live trees, split into shards, each on a cache line of
+/// its own, so that tasks registering on different threads rarely meet.
 ///
 /// Entries are weak: they hold no reference. A root removes its entry before
 /// it gives up its own reference, so an entry found under its shard's mutex
 /// always points to a live tree.
+///
+/// The state outlives its `registry` handles while roots registered in it
+/// live, and roots hold it through their shard: a count per shard, not one
+/// shared count, so that threads registering tasks at once write no common
+/// cache line. The handles hold every shard once; a shard whose count drops
+/// to zero closes, and the last shard to close deletes the state.
 class registry_state {
  public:
-  explicit registry_state(const config& cfg) : config_(cfg) {}
+  static registry_state* create(const config& cfg) { return new registry_state(cfg); }
+
+  /// The registry handles are gone: no task registers here any more.
+  static void release_handles(registry_state* self) noexcept {
+    for (shard& s : self->shards_) self->leave(s);
+  }
 
   [[nodiscard]] const config& settings() const noexcept { return config_; }
   [[nodiscard]] std::uint64_t next_anonymous_id() noexcept {
     return anonymous_ids_.fetch_add(1, std::memory_order_relaxed) + 1;
   }
 
-  /// Adds or replaces the entry of `key`.
+  /// Adds or replaces the entry of `key`, and holds this state for the root
+  /// of `t` from its first instruction on: the root must call `erase` once,
+  /// even when this throws.
   void insert(const any_key& key, tree_state* t) {
     shard& s = shard_of(key);
+    s.holders.fetch_add(1, std::memory_order_relaxed);
     const std::lock_guard lock(s.mutex);
     s.entries.insert_or_assign(key, t);
   }
 
   /// Removes the entry of `key` if it still points to `t` (it was not
-  /// replaced by a later registration under the same key).
+  /// replaced by a later registration under the same key), and gives up the
+  /// root's hold: this state may be gone when it returns.
   void erase(const any_key& key, const tree_state* t) noexcept {
     shard& s = shard_of(key);
-    const std::lock_guard lock(s.mutex);
-    if (const auto it = s.entries.find(key); it != s.entries.end() && it->second == t) {
-      s.entries.erase(it);
+    {
+      const std::lock_guard lock(s.mutex);
+      if (const auto it = s.entries.find(key); it != s.entries.end() && it->second == t) {
+        s.entries.erase(it);
+      }
     }
+    leave(s);
   }
 
   void clear() noexcept {
@@ -109,7 +127,18 @@ class registry_state {
   struct alignas(64) shard {
     mutable std::mutex mutex;
     std::unordered_map<any_key, tree_state*> entries;
+    std::atomic<std::size_t> holders{1};  // the roots registered here, plus the handles
   };
+
+  explicit registry_state(const config& cfg) : config_(cfg) {}
+  ~registry_state() = default;
+
+  void leave(shard& s) noexcept {
+    if (s.holders.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+        open_shards_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      delete this;
+    }
+  }
 
   [[nodiscard]] shard& shard_of(const any_key& key) noexcept {
     return shards_[key.hash() % shard_count];
@@ -120,6 +149,7 @@ class registry_state {
 
   static constexpr std::size_t shard_count = 16;
   std::array<shard, shard_count> shards_;
+  std::atomic<std::size_t> open_shards_{shard_count};
   config config_;
   std::atomic<std::uint64_t> anonymous_ids_{0};
 };
