@@ -53,7 +53,6 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-constexpr int branch_count = 3;
 constexpr int hops_per_branch = 2;
 constexpr int max_tasks_in_flight = 16;
 constexpr int keys_per_runner = 4;
@@ -168,9 +167,10 @@ class registry_slot {
     const std::lock_guard lock(mutex_);
     return registry_;
   }
+  /// The old registry goes (unless a copy is in use) outside the lock.
   void replace(await_tree::registry next) {
-    std::lock_guard lock(mutex_);
-    const await_tree::registry old = std::exchange(registry_, std::move(next));
+    const std::lock_guard lock(mutex_);
+    std::swap(registry_, next);
   }
 
  private:
