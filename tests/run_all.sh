@@ -373,7 +373,10 @@ run_bench_smoke() {
 # finds never land in the committed one. Crash inputs are written next to the
 # fuzzer's log in build/fuzz.
 run_fuzz() {
-  local dir="$build_root/fuzz" fuzzer name seeds corpus log execs leaks=1 ran=0
+  local dir="$build_root/fuzz" fuzzer name seeds corpus log execs leaks=1 ran=0 symbolizer=""
+  if [[ -x /usr/lib/llvm-16/bin/llvm-symbolizer ]]; then
+    symbolizer=":external_symbolizer_path=/usr/lib/llvm-16/bin/llvm-symbolizer"
+  fi
   probe_lsan clang++-16 || return 1
   if [[ "${lsan_state[clang++-16]}" != ok ]]; then
     leaks=0
@@ -396,8 +399,8 @@ run_fuzz() {
       err "$name has no seed corpus ($seeds): it starts from nothing"
     fi
     note "$name: ${fuzz_seconds}s on $(find "$corpus" -type f | wc -l) seed inputs (log: $log)"
-    if ! env "ASAN_OPTIONS=detect_leaks=$leaks:abort_on_error=1:symbolize=1" \
-      "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1" \
+    if ! env "ASAN_OPTIONS=detect_leaks=$leaks:abort_on_error=1$symbolizer" \
+      "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1$symbolizer" \
       "$fuzzer" -max_total_time="$fuzz_seconds" -timeout=30 -detect_leaks="$leaks" \
       -print_final_stats=1 -artifact_prefix="$dir/$name-" "$corpus" >"$log" 2>&1; then
       tail -n 80 "$log" >&2

@@ -160,6 +160,20 @@ bool is_utf8(std::string_view s) {
   return true;
 }
 
+/// Whether UTF-8 `text` holds a control character (C0 other than its line
+/// ends, DEL, C1) or a Unicode line or paragraph separator.
+bool holds_control(std::string_view text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    const auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0U;
+    const std::string_view rest = text.substr(i, 3);
+    if ((byte < 0x20 && byte != '\n') || byte == 0x7F) return true;
+    if (byte == 0xC2 && next >= 0x80 && next <= 0x9F) return true;
+    if (rest == "\u2028" || rest == "\u2029") return true;
+  }
+  return false;
+}
+
 /// A name as JSON must give it back: each byte that starts no well-formed
 /// sequence replaced by U+FFFD.
 std::string json_name(std::string_view name) {
@@ -197,9 +211,7 @@ void check_text(const await_tree::tree& t) {
   require(lines == t.active_node_count() + t.detached_node_count() && text.ends_with('\n'),
           "text is not one line per node", text);
   require(is_utf8(text), "text is not UTF-8", text);
-  require(std::none_of(text.begin(), text.end(),
-                       [](char c) { return c != '\n' && static_cast<unsigned char>(c) < 0x20; }),
-          "text holds a control character", text);
+  require(!holds_control(text), "text holds a control character or line separator", text);
   require(fmt::format("{}", t) == text, "fmt differs from to_string()", text);
   std::ostringstream stream;
   stream << t;
