@@ -21,6 +21,11 @@
 #   clang-asan-ubsan   clang++-16, AddressSanitizer (+LeakSanitizer) + UBSan
 #   clang-tsan         clang++-16, ThreadSanitizer
 #   bench-smoke        the benchmarks (tests/bench), Release, each run briefly
+#   fuzz               the libFuzzer targets (tests/fuzz/fuzz_*), clang++-16 with
+#                      -fsanitize=fuzzer,address,undefined, each run for
+#                      AWAIT_TREE_FUZZ_SECONDS on a scratch copy of its seed
+#                      corpus tests/fuzz/corpus/<name without fuzz_>/; any crash,
+#                      leak or sanitizer report fails the step
 #
 # Every configuration is built with Ninja and -DAWAIT_TREE_WERROR=ON into its
 # own directory build/<step>, then `ctest --output-on-failure` runs the Catch2
@@ -32,6 +37,8 @@
 #   AWAIT_TREE_BUILD_ROOT    where the build dirs go (default: <repo>/build)
 #   AWAIT_TREE_JOBS          parallel build/test jobs (default: 2)
 #   AWAIT_TREE_TEST_TIMEOUT  per-test ctest timeout in seconds (default: 300)
+#   AWAIT_TREE_FUZZ_SECONDS  how long each fuzzer runs (default: 60)
+#   AWAIT_TREE_STRESS_SECONDS  how long the stress test runs (default: 1.5)
 #   AWAIT_TREE_REQUIRE_LSAN  set to 1 to fail (rather than warn) when
 #                            LeakSanitizer cannot run in this environment
 #   AWAIT_TREE_TSAN_SETARCH  auto (default): run the TSan configurations under
@@ -43,6 +50,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_root="${AWAIT_TREE_BUILD_ROOT:-$repo_root/build}"
 jobs="${AWAIT_TREE_JOBS:-2}"
 test_timeout="${AWAIT_TREE_TEST_TIMEOUT:-300}"
+fuzz_seconds="${AWAIT_TREE_FUZZ_SECONDS:-60}"
 require_lsan="${AWAIT_TREE_REQUIRE_LSAN:-0}"
 tsan_setarch="${AWAIT_TREE_TSAN_SETARCH:-auto}"
 
@@ -67,7 +75,7 @@ configs=(
   "clang-tsan|clang++-16|Debug|-O1 $tsan_flags|tsan"
 )
 all_steps=(gcc-plain install subdir gcc-asan-ubsan gcc-tsan gcc-glibcxx-debug
-  clang-plain clang-asan-ubsan clang-tsan bench-smoke)
+  clang-plain clang-asan-ubsan clang-tsan bench-smoke fuzz)
 
 # ---------------------------------------------------------------------------
 # Output helpers
@@ -361,11 +369,62 @@ run_bench_smoke() {
   done
 }
 
+# Each fuzzer runs on a scratch copy of its seed corpus, so that the inputs it
+# finds never land in the committed one. Crash inputs are written next to the
+# fuzzer's log in build/fuzz.
+run_fuzz() {
+  local dir="$build_root/fuzz" fuzzer name seeds corpus log execs leaks=1 ran=0 symbolizer=""
+  if [[ -x /usr/lib/llvm-16/bin/llvm-symbolizer ]]; then
+    symbolizer=":external_symbolizer_path=/usr/lib/llvm-16/bin/llvm-symbolizer"
+  fi
+  probe_lsan clang++-16 || return 1
+  if [[ "${lsan_state[clang++-16]}" != ok ]]; then
+    leaks=0
+    step_notes="LeakSanitizer UNAVAILABLE here: leaks NOT checked; "
+  fi
+  cmake -S "$repo_root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-16 \
+    -DCMAKE_CXX_FLAGS=-O1 -DAWAIT_TREE_BUILD_FUZZERS=ON -DAWAIT_TREE_BUILD_TESTS=OFF \
+    -DAWAIT_TREE_BUILD_EXAMPLES=OFF -DAWAIT_TREE_WERROR=ON || return 1
+  cmake --build "$dir" -j "$jobs" || return 1
+  for fuzzer in "$dir"/tests/fuzz/fuzz_*; do
+    [[ -f "$fuzzer" && -x "$fuzzer" ]] || continue
+    name="$(basename "$fuzzer")"
+    seeds="$repo_root/tests/fuzz/corpus/${name#fuzz_}"
+    corpus="$dir/corpus-${name#fuzz_}"
+    log="$dir/$name.log"
+    rm -rf "$corpus" && mkdir -p "$corpus" || return 1
+    if [[ -d "$seeds" ]]; then
+      cp -R "$seeds/." "$corpus/" || return 1
+    else
+      err "$name has no seed corpus ($seeds): it starts from nothing"
+    fi
+    note "$name: ${fuzz_seconds}s on $(find "$corpus" -type f | wc -l) seed inputs (log: $log)"
+    if ! env "ASAN_OPTIONS=detect_leaks=$leaks:abort_on_error=1$symbolizer" \
+      "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1$symbolizer" \
+      "$fuzzer" -max_total_time="$fuzz_seconds" -timeout=30 -detect_leaks="$leaks" \
+      -print_final_stats=1 -artifact_prefix="$dir/$name-" "$corpus" >"$log" 2>&1; then
+      tail -n 80 "$log" >&2
+      err "$name failed (inputs that crash it: $dir/$name-*)"
+      return 1
+    fi
+    execs="$(awk '/stat::number_of_executed_units/ { print $2 }' "$log")"
+    note "$name: ${execs:-?} runs in ${fuzz_seconds}s"
+    step_notes+="$name: ${execs:-?} runs; "
+    ran=$((ran + 1))
+  done
+  step_notes="${step_notes%; }"
+  if ((ran == 0)); then
+    err "no fuzzer was built in $dir/tests/fuzz"
+    return 1
+  fi
+}
+
 run_step() {  # step name
   case "$1" in
     install) run_install_check ;;
     subdir) run_subdir_check ;;
     bench-smoke) run_bench_smoke ;;
+    fuzz) run_fuzz ;;
     *) run_config "$1" ;;
   esac
 }

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -157,4 +158,23 @@ TEST_CASE("a registry destroyed while its tasks run on other threads", "[threads
   }
   gate.set();
   REQUIRE(eventually([&] { return done.load(); }));
+}
+
+// A pool that notified its workers after releasing its lock could be
+// destroyed by a thread that saw the job run while the posting thread was
+// still in notify_one (ThreadSanitizer reported it in the stress test).
+TEST_CASE("a thread pool destroyed as soon as its last job has run", "[threads][lifetime]") {
+  rt::thread_pool from(1);
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<bool> done{false};
+    auto to = std::make_unique<rt::thread_pool>(1);
+    [](rt::thread_pool& first, rt::thread_pool& second,
+       std::atomic<bool>& flag) -> fire_and_forget {
+      co_await first.schedule();
+      co_await second.schedule();  // posted from `first`'s thread
+      flag = true;
+    }(from, *to, done);
+    REQUIRE(eventually([&] { return done.load(); }));
+    to.reset();
+  }
 }

@@ -58,11 +58,12 @@ class thread_pool {
     await_tree::task_context context;
   };
 
+  // Notifies under the lock: once a worker can take the job, this call no
+  // longer touches the pool, which may then be destroyed as soon as the job
+  // has run.
   void post(std::coroutine_handle<> h, await_tree::task_context ctx) {
-    {
-      const std::lock_guard lock(mutex_);
-      jobs_.push_back({h, std::move(ctx)});
-    }
+    const std::lock_guard lock(mutex_);
+    jobs_.push_back({h, std::move(ctx)});
     wake_.notify_one();
   }
 
