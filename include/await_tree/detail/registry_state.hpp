@@ -140,14 +140,22 @@ class registry_state {
     }
   }
 
-  [[nodiscard]] shard& shard_of(const any_key& key) noexcept {
-    return shards_[key.hash() % shard_count];
+  /// The top bits of the hash times 2^64 / golden ratio: std::hash of an
+  /// integer is the integer itself, and the low bits of consecutive ids (two
+  /// threads numbering requests from 0 and from 100,000, say) would walk the
+  /// shards in step, meeting on the same one at every registration.
+  [[nodiscard]] static std::size_t shard_index(const any_key& key) noexcept {
+    constexpr std::uint64_t golden = 0x9e3779b97f4a7c15;
+    return static_cast<std::size_t>((static_cast<std::uint64_t>(key.hash()) * golden) >>
+                                    (64 - shard_bits));
   }
+  [[nodiscard]] shard& shard_of(const any_key& key) noexcept { return shards_[shard_index(key)]; }
   [[nodiscard]] const shard& shard_of(const any_key& key) const noexcept {
-    return shards_[key.hash() % shard_count];
+    return shards_[shard_index(key)];
   }
 
-  static constexpr std::size_t shard_count = 16;
+  static constexpr int shard_bits = 4;
+  static constexpr std::size_t shard_count = std::size_t{1} << shard_bits;
   std::array<shard, shard_count> shards_;
   std::atomic<std::size_t> open_shards_{shard_count};
   config config_;
