@@ -18,13 +18,17 @@
 
 #include "model/interpreter.hpp"
 #include "model/program.hpp"
+#include "runtime/combinators.hpp"
+#include "runtime/event.hpp"
 #include "runtime/task.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <coroutine>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -121,4 +125,93 @@ TEST_CASE("model regression: code of a child coroutine awaited plainly is marked
   REQUIRE(t.finishes());
   CHECK(direct == "root [0ns]\n  child [0ns]  <== current\n");
   CHECK(plain == "root [0ns]\n  child [0ns]  <== current\n");
+}
+
+namespace {
+
+/// Starts at once, inline in its caller, and frees itself at its end.
+struct eager_work {
+  struct promise_type {
+    eager_work get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+rt::task<> wait_in_child(rt::event& e) { co_await await_tree::instrument(e.wait(), "child waits"); }
+
+eager_work start_child_work(rt::event& e) {
+  co_await await_tree::instrument(wait_in_child(e), "spawned");
+}
+
+}  // namespace
+
+// Found by the model test (seed 20261127 with AWAIT_TREE_MODEL_KNOWN_BUGS=1,
+// before spawned work was made flat). No integration needed: every await is
+// instrumented. An eager coroutine started inline hands over to a child
+// coroutine by symmetric transfer, which sets the context entry's `running`
+// to the child; when the child suspends, end_suspend() takes it for the
+// coroutine of the activation and pops the entry instead of restoring the
+// caller's. The caller's next instrumented await then finds no context and
+// adds no node.
+TEST_CASE("model regression: work spawned inline that awaits a child keeps its caller's context",
+          "[model][regression][!mayfail]") {
+  test::single_task t;
+  rt::event spawned_done;
+  rt::event caller_done;
+  auto body = [](rt::event& work, rt::event& own) -> rt::task<> {
+    start_child_work(work);
+    co_await await_tree::instrument(own.wait(), "caller goes on");
+  };
+  t.spawn(body(spawned_done, caller_done));
+  t.ex.run();
+  CHECK(t.text() ==
+        "root [0ns]\n"
+        "  spawned [0ns]\n"
+        "    child waits [0ns]\n"
+        "  caller goes on [0ns]\n");
+  spawned_done.set();
+  caller_done.set();
+  CHECK(t.finishes());
+}
+
+namespace {
+
+eager_work start_work(rt::event& e) { co_await await_tree::instrument(e.wait(), "spawned"); }
+
+rt::task<> branch_that_spawns(rt::event& work, rt::event& own) {
+  start_work(work);
+  co_await await_tree::instrument(own.wait(), "branch goes on");
+}
+
+}  // namespace
+
+// Found by the model test (seed 20261139 before spawns waited on a gate
+// first). While a combinator's await_suspend starts a branch, the context
+// entry is `nested` with `base` at the combinator's node. An eager coroutine
+// started by that branch suspends with nested still set, so end_suspend()
+// sends the context back to `base` (the join) instead of to the branch's
+// node: the branch's next await lands under the join.
+TEST_CASE("model regression: work spawned by a branch as it starts keeps the branch's position",
+          "[model][regression][!mayfail]") {
+  test::single_task t;
+  rt::event spawned_done;
+  rt::event branch_done;
+  auto body = [](rt::event& work, rt::event& own) -> rt::task<> {
+    co_await await_tree::instrument(
+        rt::when_all(await_tree::instrument(branch_that_spawns(work, own), "branch")), "join");
+  };
+  t.spawn(body(spawned_done, branch_done));
+  t.ex.run();
+  CHECK(t.text() ==
+        "root [0ns]\n"
+        "  join [0ns]\n"
+        "    branch [0ns]\n"
+        "      spawned [0ns]\n"
+        "      branch goes on [0ns]\n");
+  spawned_done.set();
+  branch_done.set();
+  CHECK(t.finishes());
 }
