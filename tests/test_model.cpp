@@ -25,13 +25,17 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <coroutine>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -214,4 +218,34 @@ TEST_CASE("model regression: work spawned by a branch as it starts keeps the bra
   spawned_done.set();
   branch_done.set();
   CHECK(t.finishes());
+}
+
+// Not part of a normal run: writes the fuzzer's seed corpus, the choices of
+// the generated programs with the longest schedules among the first few
+// hundred seeds (the fuzzer replays them exactly):
+//   AWAIT_TREE_MODEL_CORPUS=tests/fuzz/corpus/program await_tree_model_tests "[.corpus]"
+TEST_CASE("model: write the fuzzer's seed corpus", "[.corpus]") {
+  const char* dir = std::getenv("AWAIT_TREE_MODEL_CORPUS");
+  REQUIRE(dir != nullptr);
+  constexpr std::size_t files = 8;
+  constexpr std::uint64_t candidates = 400;
+  std::vector<std::pair<std::size_t, std::uint64_t>> by_steps;  // (steps, seed)
+  for (std::uint64_t seed = default_base_seed; seed < default_base_seed + candidates; ++seed) {
+    model::choice_source choices(seed);
+    const model::program p = model::generator(choices, true).generate();
+    model::interpreter run(p, choices, false);
+    REQUIRE_FALSE(run.run());
+    by_steps.emplace_back(run.counts().steps, seed);
+  }
+  std::sort(by_steps.rbegin(), by_steps.rend());
+  for (std::size_t i = 0; i < files; ++i) {
+    const std::uint64_t seed = by_steps[i].second;
+    model::choice_source choices(seed);
+    const model::program p = model::generator(choices, true).generate();
+    model::interpreter(p, choices, false).run();
+    std::ofstream out(std::string(dir) + "/seed-" + std::to_string(seed), std::ios::binary);
+    const std::vector<std::uint8_t>& bytes = choices.recorded();
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
+  }
 }

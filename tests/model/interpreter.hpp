@@ -214,7 +214,8 @@ inline task call(interpreter& in, const branch& child, std::size_t t, std::strin
 inline detached_work spawn_work(interpreter& in, const branch& child, std::size_t t,
                                 std::string position) {
   if (!in.known_bugs()) {
-    // Flat (generated so): each leaf awaited right here.
+    // Flat (generated so): each leaf awaited right here, not through leaf(),
+    // as awaiting a child coroutine from spawned work is the known bug.
     for (const statement& s : child.code.statements) {
       if (!s.instrumented) {
         co_await in.gates().make_gate(t, s.hop);
@@ -235,7 +236,6 @@ inline detached_work spawn_work(interpreter& in, const branch& child, std::size_
 template <class Join, class... Made>
 Join join_of(interpreter& in, const std::vector<branch>& branches, std::size_t t,
              const std::string& position, std::size_t i, Made&&... made) {
-  constexpr std::size_t max_branches = 3;
   if constexpr (sizeof...(Made) < max_branches) {
     if (i < branches.size()) {
       const branch& b = branches[i];

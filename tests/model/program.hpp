@@ -28,6 +28,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace model {
@@ -64,6 +65,9 @@ class choice_source {
   bool from_rng_;
   std::vector<std::uint8_t> recorded_;
 };
+
+/// The most branches an all or any has.
+inline constexpr std::size_t max_branches = 3;
 
 enum class op { leaf, call, all, any, spawn, probe, wake, raise };
 
@@ -114,6 +118,11 @@ class generator {
     for (std::size_t t = 0; t < tasks; ++t) {
       budget_ = statements_per_task;
       p.tasks.push_back(make_body(t, tasks, 0));
+      // A last look from inside, unless a raise ends the task first: only the
+      // root and work that outlives this body are left.
+      statement probe;
+      probe.kind = op::probe;
+      p.tasks.back().statements.push_back(std::move(probe));
     }
     return p;
   }
@@ -121,7 +130,6 @@ class generator {
  private:
   static constexpr std::size_t max_tasks = 3;
   static constexpr std::size_t max_depth = 3;
-  static constexpr std::size_t max_branches = 3;
 
   body make_body(std::size_t t, std::size_t tasks, std::size_t depth) {
     body b;
