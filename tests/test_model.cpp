@@ -110,12 +110,12 @@ traced_task<> await_plainly(std::string& seen) { co_await look_at_own_tree(seen)
 
 }  // namespace
 
-// Found by the model test (any program whose probe runs in a coroutine
-// awaited plainly, e.g. seed 20261133). The mixin tracks `co_await child()`
-// as a node-less await, counted as suspended at its position for as long as
-// it is pending; tree_state::shows_current() then hides that position's
-// marker, taking the child's code for the await's glue. But the child runs
-// right there: a plain await of a coroutine adds no node.
+// Found by the model test (any program whose probe runs in a coroutine awaited
+// plainly, e.g. seed 20261133 with AWAIT_TREE_MODEL_KNOWN_BUGS=1). The mixin
+// tracks `co_await child()` as a node-less await, counted as suspended at its
+// position for as long as it is pending; tree_state::shows_current() then hides
+// that position's marker, taking the child's code for the await's glue. But the
+// child runs right there: a plain await of a coroutine adds no node.
 TEST_CASE("model regression: code of a child coroutine awaited plainly is marked current",
           "[model][regression][!mayfail]") {
   test::single_task t;
@@ -152,14 +152,13 @@ eager_work start_child_work(rt::event& e) {
 
 }  // namespace
 
-// Found by the model test (seed 20261127 with AWAIT_TREE_MODEL_KNOWN_BUGS=1,
-// before spawned work was made flat). No integration needed: every await is
-// instrumented. An eager coroutine started inline hands over to a child
-// coroutine by symmetric transfer, which sets the context entry's `running`
-// to the child; when the child suspends, end_suspend() takes it for the
-// coroutine of the activation and pops the entry instead of restoring the
-// caller's. The caller's next instrumented await then finds no context and
-// adds no node.
+// Found by the model test (seed 20261127 with AWAIT_TREE_MODEL_KNOWN_BUGS=1:
+// node n16 is missing). No integration needed: every await is instrumented. An
+// eager coroutine started inline hands over to a child coroutine by symmetric
+// transfer, which sets the context entry's `running` to the child; when the
+// child suspends, end_suspend() takes it for the coroutine of the activation
+// and pops the entry instead of restoring the caller's. The caller's next
+// instrumented await then finds no context and adds no node.
 TEST_CASE("model regression: work spawned inline that awaits a child keeps its caller's context",
           "[model][regression][!mayfail]") {
   test::single_task t;
@@ -192,12 +191,13 @@ rt::task<> branch_that_spawns(rt::event& work, rt::event& own) {
 
 }  // namespace
 
-// Found by the model test (seed 20261139 before spawns waited on a gate
-// first). While a combinator's await_suspend starts a branch, the context
-// entry is `nested` with `base` at the combinator's node. An eager coroutine
-// started by that branch suspends with nested still set, so end_suspend()
-// sends the context back to `base` (the join) instead of to the branch's
-// node: the branch's next await lands under the join.
+// Found by the model test (seed 20261139 with AWAIT_TREE_MODEL_KNOWN_BUGS=1:
+// the marker is at the join while a branch's code runs). While a combinator's
+// await_suspend starts a branch, the context entry is `nested` with `base` at
+// the combinator's node. An eager coroutine started by that branch suspends
+// with nested still set, so end_suspend() sends the context back to `base` (the
+// join) instead of to the branch's node: the branch's next await lands under
+// the join.
 TEST_CASE("model regression: work spawned by a branch as it starts keeps the branch's position",
           "[model][regression][!mayfail]") {
   test::single_task t;
