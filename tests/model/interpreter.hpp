@@ -58,7 +58,9 @@ inline std::optional<tree_shape> shape_of(const await_tree::tree& t) {
     path.resize(n.depth);
     if (shape.root.empty()) {
       shape.root = name;
-    } else if (!shape.parent_of.emplace(name, n.depth == 0 ? "" : path.back()).second) {
+    } else if (shape.parent_of.emplace(name, n.depth == 0 ? "" : path.back()).second) {
+      shape.display_order.push_back(name);
+    } else {
       return std::nullopt;
     }
     path.push_back(std::move(name));
