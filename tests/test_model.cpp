@@ -116,7 +116,7 @@ traced_task<> await_plainly(std::string& seen) { co_await look_at_own_tree(seen)
 // position for as long as it is pending; tree_state::shows_current() then hides
 // that position's marker, taking the child's code for the await's glue. But the
 // child runs right there: a plain await of a coroutine adds no node.
-TEST_CASE("model regression: code of a child coroutine awaited plainly is marked current",
+TEST_CASE("regression: code of a child coroutine awaited plainly is marked current",
           "[model][regression][!mayfail]") {
   test::single_task t;
   std::string direct;
@@ -159,7 +159,7 @@ eager_work start_child_work(rt::event& e) {
 // child suspends, end_suspend() takes it for the coroutine of the activation
 // and pops the entry instead of restoring the caller's. The caller's next
 // instrumented await then finds no context and adds no node.
-TEST_CASE("model regression: work spawned inline that awaits a child keeps its caller's context",
+TEST_CASE("regression: work spawned inline that awaits a child keeps its caller's context",
           "[model][regression][!mayfail]") {
   test::single_task t;
   rt::event spawned_done;
@@ -198,7 +198,7 @@ rt::task<> branch_that_spawns(rt::event& work, rt::event& own) {
 // with nested still set, so end_suspend() sends the context back to `base` (the
 // join) instead of to the branch's node: the branch's next await lands under
 // the join.
-TEST_CASE("model regression: work spawned by a branch as it starts keeps the branch's position",
+TEST_CASE("regression: work spawned by a branch as it starts keeps the branch's position",
           "[model][regression][!mayfail]") {
   test::single_task t;
   rt::event spawned_done;
@@ -224,7 +224,7 @@ TEST_CASE("model regression: work spawned by a branch as it starts keeps the bra
 // the generated programs with the longest schedules among the first few
 // hundred seeds (the fuzzer replays them exactly):
 //   AWAIT_TREE_MODEL_CORPUS=tests/fuzz/corpus/program await_tree_model_tests "[.corpus]"
-TEST_CASE("model: write the fuzzer's seed corpus", "[.corpus]") {
+TEST_CASE("write the fuzzer's seed corpus", "[.corpus]") {
   const char* dir = std::getenv("AWAIT_TREE_MODEL_CORPUS");
   REQUIRE(dir != nullptr);
   constexpr std::size_t files = 8;
