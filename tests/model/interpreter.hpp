@@ -121,9 +121,6 @@ using task = rt::basic_task<void, await_tree::promise_mixin>;
 using all_join = decltype(rt::when_all());
 using any_join = decltype(rt::when_any());
 
-/// What a `raise` statement throws.
-struct program_error {};
-
 /// Removes a node from the model when its scope ends: the node of an await
 /// goes when the await completes, or when the frame holding its object dies.
 /// With `only_while`, only if that flag is still set then.
@@ -192,12 +189,12 @@ inline task run_held(interpreter& in, const body& b, std::size_t t, held_state& 
 
 inline task leaf(interpreter& in, const statement& s, std::size_t t, std::string position) {
   if (!s.instrumented) {
-    co_await in.gates().make_gate(t, s.hop);
+    co_await in.gates().make_gate(t, s.gate);
     co_return;
   }
   in.expectations().begin(t, s.name, position);
   const node_guard guard(in.expectations(), t, s.name);
-  co_await await_tree::instrument(in.gates().make_gate(t, s.hop), s.name);
+  co_await await_tree::instrument(in.gates().make_gate(t, s.gate), s.name);
 }
 
 inline task call(interpreter& in, const branch& child, std::size_t t, std::string position) {
@@ -218,14 +215,18 @@ inline detached_work spawn_work(interpreter& in, const branch& child, std::size_
   if (!in.known_bugs()) {
     // Flat (generated so): each leaf awaited right here, not through leaf(),
     // as awaiting a child coroutine from spawned work is the known bug.
-    for (const statement& s : child.code.statements) {
-      if (!s.instrumented) {
-        co_await in.gates().make_gate(t, s.hop);
-        continue;
+    try {
+      for (const statement& s : child.code.statements) {
+        if (!s.instrumented) {
+          co_await in.gates().make_gate(t, s.gate);
+          continue;
+        }
+        in.expectations().begin(t, s.name, position);
+        const node_guard guard(in.expectations(), t, s.name);
+        co_await await_tree::instrument(in.gates().make_gate(t, s.gate), s.name);
       }
-      in.expectations().begin(t, s.name, position);
-      const node_guard guard(in.expectations(), t, s.name);
-      co_await await_tree::instrument(in.gates().make_gate(t, s.hop), s.name);
+    } catch (const program_error&) {
+      // A refusing gate ends the work.
     }
     co_return;
   }
@@ -292,7 +293,7 @@ inline task join_any(interpreter& in, const statement& s, std::size_t t, std::st
   const node_guard held_guard(in.expectations(), t, state.name);
   co_await await_join(in, s, t, position, join_of<any_join>(in, s.branches, t, inner, 1, held));
   state.awaited = false;  // it won, or lost and lives on unawaited
-  if (s.linger) co_await in.gates().make_gate(t, false);
+  if (s.linger) co_await in.gates().make_gate(t, gate_kind::local);
   if (s.reawait) {
     state.awaited = true;
     in.expectations().begin(t, state.name, position);
@@ -325,7 +326,7 @@ inline task run_body(interpreter& in, const body& b, std::size_t t, std::string 
         // Known bug: work spawned before its coroutine's first suspension in
         // this activation (while a combinator or the root starts it) sends
         // the caller back to the wrong node. A gate first avoids that.
-        if (!in.known_bugs()) co_await in.gates().make_gate(t, false);
+        if (!in.known_bugs()) co_await in.gates().make_gate(t, gate_kind::local);
         spawn_work(in, s.branches[0], t, position);
         break;
       case op::probe:

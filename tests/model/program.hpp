@@ -8,7 +8,8 @@
 // A program is a few tasks, each a body of statements:
 //
 //   leaf    await a gate the scheduler opens later (instrumented or plain;
-//           a "hop" gate is opened on another thread)
+//           a "hop" gate is opened on another thread; a "refusing" gate
+//           throws from its await_suspend, ending the body like a raise)
 //   call    await a child coroutine running a body
 //   all     rt::when_all of child coroutines
 //   any     rt::when_any of child coroutines; the losers are cancelled. A
@@ -69,6 +70,13 @@ class choice_source {
 /// The most branches an all or any has.
 inline constexpr std::size_t max_branches = 3;
 
+/// What a `raise` statement, or a refusing gate, throws; the coroutine that
+/// awaited the body it ends catches it.
+struct program_error {};
+
+/// How a leaf's gate behaves.
+enum class gate_kind { local, hop, refusing };
+
 enum class op { leaf, call, all, any, spawn, probe, wake, raise };
 
 struct statement;
@@ -88,12 +96,12 @@ struct statement {
   op kind = op::leaf;
   std::string name;  // the node of a leaf, all or any, when instrumented
   bool instrumented = false;
-  bool hop = false;              // leaf: opened on another thread
-  bool held = false;             // any: branches[0] is owned by the awaiting coroutine
-  bool linger = false;           // any, held: wait on a gate before dropping it
-  bool reawait = false;          // any, held: await it again after the any
-  std::size_t target = 0;        // wake: the task whose gate to open
-  std::vector<branch> branches;  // call: one; all, any: one to three; spawn: one
+  gate_kind gate = gate_kind::local;  // leaf
+  bool held = false;                  // any: branches[0] is owned by the awaiting coroutine
+  bool linger = false;                // any, held: wait on a gate before dropping it
+  bool reawait = false;               // any, held: await it again after the any
+  std::size_t target = 0;             // wake: the task whose gate to open
+  std::vector<branch> branches;       // call: one; all, any: one to three; spawn: one
 };
 
 struct program {
@@ -148,7 +156,7 @@ class generator {
       s.kind = op::leaf;
       s.name = fresh_name();
       s.instrumented = choices_.pick(4) != 0;
-      s.hop = choices_.pick(4) == 1;
+      s.gate = make_gate_kind();
     } else if (roll < 9) {
       s.kind = op::call;
       s.branches.push_back(make_branch(t, tasks, depth));
@@ -186,6 +194,13 @@ class generator {
     return b;
   }
 
+  /// A quarter of the gates hop; one in sixteen refuses (it ends its body).
+  gate_kind make_gate_kind() {
+    const std::size_t roll = choices_.pick(16);
+    if (roll == 1) return gate_kind::refusing;
+    return roll >= 12 ? gate_kind::hop : gate_kind::local;
+  }
+
   /// A plain branch of leaves only, for flat spawned work.
   branch make_leaves() {
     branch b;
@@ -195,7 +210,7 @@ class generator {
       statement s;
       s.name = fresh_name();
       s.instrumented = choices_.pick(4) != 0;
-      s.hop = choices_.pick(4) == 1;
+      s.gate = make_gate_kind();
       b.code.statements.push_back(std::move(s));
     }
     return b;
@@ -216,7 +231,8 @@ namespace detail {
 inline std::string flags_of(const statement& s) {
   std::string out;
   if (s.instrumented) out += " instrumented";
-  if (s.hop) out += " hop";
+  if (s.gate == gate_kind::hop) out += " hop";
+  if (s.gate == gate_kind::refusing) out += " refusing";
   if (s.held) out += " held";
   if (s.linger) out += " linger";
   if (s.reawait) out += " reawait";

@@ -5,7 +5,8 @@
 // program is at a gate; one step opens one pending gate, picked by the choice
 // source, and resumes its coroutine until everything it starts has suspended
 // again. A "hop" gate is resumed on a thread of its own, which the scheduler
-// joins before the step ends: lockstep, so the run stays deterministic.
+// joins before the step ends: lockstep, so the run stays deterministic. A
+// "refusing" gate throws from await_suspend instead of suspending.
 //
 // Resumptions go through the executor hook the README describes (the context
 // captured at suspension, resumed under a context_scope), so together with
@@ -28,10 +29,10 @@ class scheduler {
  public:
   class gate {
    public:
-    gate(scheduler& owner, std::size_t task, bool hop) noexcept
-        : owner_(owner), task_(task), hop_(hop) {}
+    gate(scheduler& owner, std::size_t task, gate_kind kind) noexcept
+        : owner_(owner), task_(task), kind_(kind) {}
     // Movable until awaited, as instrument() moves it into its wrapper.
-    gate(gate&& other) noexcept : owner_(other.owner_), task_(other.task_), hop_(other.hop_) {}
+    gate(gate&& other) noexcept : owner_(other.owner_), task_(other.task_), kind_(other.kind_) {}
     gate& operator=(gate&&) = delete;
     // Destroyed while pending: its coroutine was cancelled.
     ~gate() {
@@ -40,6 +41,7 @@ class scheduler {
 
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) {
+      if (kind_ == gate_kind::refusing) throw program_error{};
       handle_ = h;
       context_ = await_tree::task_context::current();
       pending_ = true;
@@ -51,13 +53,15 @@ class scheduler {
     friend class scheduler;
     scheduler& owner_;
     std::size_t task_;
-    bool hop_;
+    gate_kind kind_;
     bool pending_ = false;
     std::coroutine_handle<> handle_;
     await_tree::task_context context_;
   };
 
-  [[nodiscard]] gate make_gate(std::size_t task, bool hop) noexcept { return {*this, task, hop}; }
+  [[nodiscard]] gate make_gate(std::size_t task, gate_kind kind) noexcept {
+    return {*this, task, kind};
+  }
 
   /// Opens one pending gate picked by `choices`; false when none is left.
   bool step(choice_source& choices) {
@@ -86,7 +90,7 @@ class scheduler {
     // Only copies from here: resuming may destroy the gate.
     const std::coroutine_handle<> h = g->handle_;
     const await_tree::task_context ctx = g->context_;
-    if (may_hop && g->hop_) {
+    if (may_hop && g->kind_ == gate_kind::hop) {
       std::thread([h, ctx] { resume_under(ctx, h); }).join();
     } else {
       resume_under(ctx, h);
