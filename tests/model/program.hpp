@@ -18,7 +18,8 @@
 //           (its work goes on, detached, while the coroutine waits on a gate)
 //           and be re-awaited
 //   spawn   start an eager coroutine running a body, which may outlive the
-//           node it was started in
+//           node it was started in (while the library mishandles child
+//           coroutines awaited there, the body is leaves it awaits itself)
 //   probe   compare current_tree() with the model from inside the coroutine
 //   wake    open a gate of another task inline: that task runs in the middle
 //           of this one
