@@ -9,9 +9,6 @@
 //   AWAIT_TREE_MODEL_SEED=<n> await_tree_model_tests      replays one program
 //   AWAIT_TREE_MODEL_PROGRAMS=100000 await_tree_model_tests   a soak run
 //   AWAIT_TREE_MODEL_BASE_SEED=<n>                 another series of programs
-//   AWAIT_TREE_MODEL_KNOWN_BUGS=1                  also programs and checks that
-//                                                  the regression tests below
-//                                                  show failing (off till fixed)
 //
 // Program i of a run uses seed base + i; a failure prints the seed, the
 // program, the step and both trees.
@@ -57,10 +54,9 @@ struct totals {
 /// Runs the program of `seed`; an empty string when it matches the model
 /// throughout, else the failure report.
 std::string check_program(std::uint64_t seed, totals& sum) {
-  const bool known_bugs = from_env("AWAIT_TREE_MODEL_KNOWN_BUGS").value_or(0) != 0;
   model::choice_source choices(seed);
-  const model::program p = model::generator(choices, !known_bugs).generate();
-  model::interpreter run(p, choices, known_bugs);
+  const model::program p = model::generator(choices).generate();
+  model::interpreter run(p, choices);
   const std::optional<model::mismatch> found = run.run();
   ++sum.programs;
   sum.steps += run.counts().steps;
@@ -111,13 +107,14 @@ traced_task<> await_plainly(std::string& seen) { co_await look_at_own_tree(seen)
 }  // namespace
 
 // Found by the model test (any program whose probe runs in a coroutine awaited
-// plainly, e.g. seed 20261133 with AWAIT_TREE_MODEL_KNOWN_BUGS=1). The mixin
-// tracks `co_await child()` as a node-less await, counted as suspended at its
-// position for as long as it is pending; tree_state::shows_current() then hides
-// that position's marker, taking the child's code for the await's glue. But the
-// child runs right there: a plain await of a coroutine adds no node.
+// plainly). The mixin tracks `co_await child()` as a node-less await, which
+// counted as suspended at its position while pending, so that
+// tree_state::shows_current() hid the position's marker, taking the child's
+// code for the await's glue. But the child runs right there: a plain await of
+// a coroutine adds no node. Fixed: a node-less await whose await_suspend may
+// transfer (returns a handle) does not count as suspended.
 TEST_CASE("regression: code of a child coroutine awaited plainly is marked current",
-          "[model][regression][!mayfail]") {
+          "[model][regression]") {
   test::single_task t;
   std::string direct;
   std::string plain;
@@ -152,15 +149,15 @@ eager_work start_child_work(rt::event& e) {
 
 }  // namespace
 
-// Found by the model test (seed 20261127 with AWAIT_TREE_MODEL_KNOWN_BUGS=1:
-// node n16 is missing). No integration needed: every await is instrumented. An
-// eager coroutine started inline hands over to a child coroutine by symmetric
-// transfer, which sets the context entry's `running` to the child; when the
-// child suspends, end_suspend() takes it for the coroutine of the activation
-// and pops the entry instead of restoring the caller's. The caller's next
-// instrumented await then finds no context and adds no node.
+// Found by the model test (a node missing). No integration needed: every
+// await is instrumented. An eager coroutine started inline handed over to a
+// child coroutine by symmetric transfer, which set the context entry's
+// `running` to the child; when the child suspended, end_suspend() took it for
+// the coroutine of the activation and popped the entry instead of restoring
+// the caller's, whose next instrumented await then added no node. Fixed: the
+// transfer starts a call (context.hpp), which ends when the child suspends.
 TEST_CASE("regression: work spawned inline that awaits a child keeps its caller's context",
-          "[model][regression][!mayfail]") {
+          "[model][regression]") {
   test::single_task t;
   rt::event spawned_done;
   rt::event caller_done;
@@ -191,15 +188,15 @@ rt::task<> branch_that_spawns(rt::event& work, rt::event& own) {
 
 }  // namespace
 
-// Found by the model test (seed 20261139 with AWAIT_TREE_MODEL_KNOWN_BUGS=1:
-// the marker is at the join while a branch's code runs). While a combinator's
-// await_suspend starts a branch, the context entry is `nested` with `base` at
-// the combinator's node. An eager coroutine started by that branch suspends
-// with nested still set, so end_suspend() sends the context back to `base` (the
-// join) instead of to the branch's node: the branch's next await lands under
-// the join.
+// Found by the model test (the marker at the join while a branch's code
+// runs). While a combinator's await_suspend starts a branch, the context entry
+// is `nested` with `base` at the combinator's node. An eager coroutine started
+// by that branch suspended with nested still set, so end_suspend() sent the
+// context back to `base` (the join) instead of to the branch's node: the
+// branch's next await landed under the join. Fixed: the instrumented branch's
+// transfer starts a call, whose entry is not nested.
 TEST_CASE("regression: work spawned by a branch as it starts keeps the branch's position",
-          "[model][regression][!mayfail]") {
+          "[model][regression]") {
   test::single_task t;
   rt::event spawned_done;
   rt::event branch_done;
@@ -220,6 +217,48 @@ TEST_CASE("regression: work spawned by a branch as it starts keeps the branch's 
   CHECK(t.finishes());
 }
 
+namespace {
+
+traced_task<> completes_at_once() { co_return; }
+
+traced_task<> plain_then_instrumented(rt::event& e) {
+  co_await completes_at_once();
+  co_await await_tree::instrument(e.wait(), "spawned waits");
+}
+
+model::interpret::detached_work start_plain_child_work(rt::event& e) {
+  co_await plain_then_instrumented(e);
+}
+
+}  // namespace
+
+// Found by the model test (a node missing, once the fixes above let it reach
+// there). A coroutine that resumed in the activation it had suspended in took
+// over the activation (`running`), though it had awaited as a nested call: an
+// eager coroutine whose plain await of a child completed at once then ended
+// its caller's activation at its next suspension, and the caller's next await
+// added no node. Fixed: an await remembers its role (await_role) and gives it
+// back when it resumes in the same activation.
+TEST_CASE("regression: a nested call resuming from a plain await stays a nested call",
+          "[model][regression]") {
+  test::single_task t;
+  rt::event spawned_done;
+  rt::event caller_done;
+  auto body = [](rt::event& work, rt::event& own) -> traced_task<> {
+    start_plain_child_work(work);
+    co_await await_tree::instrument(own.wait(), "caller goes on");
+  };
+  t.spawn(body(spawned_done, caller_done));
+  t.ex.run();
+  CHECK(t.text() ==
+        "root [0ns]\n"
+        "  spawned waits [0ns]\n"
+        "  caller goes on [0ns]\n");
+  spawned_done.set();
+  caller_done.set();
+  CHECK(t.finishes());
+}
+
 // Not part of a normal run: writes the fuzzer's seed corpus, the choices of
 // the generated programs with the longest schedules among the first few
 // hundred seeds (the fuzzer replays them exactly):
@@ -232,8 +271,8 @@ TEST_CASE("write the fuzzer's seed corpus", "[.corpus]") {
   std::vector<std::pair<std::size_t, std::uint64_t>> by_steps;  // (steps, seed)
   for (std::uint64_t seed = default_base_seed; seed < default_base_seed + candidates; ++seed) {
     model::choice_source choices(seed);
-    const model::program p = model::generator(choices, true).generate();
-    model::interpreter run(p, choices, false);
+    const model::program p = model::generator(choices).generate();
+    model::interpreter run(p, choices);
     REQUIRE_FALSE(run.run());
     by_steps.emplace_back(run.counts().steps, seed);
   }
@@ -241,8 +280,8 @@ TEST_CASE("write the fuzzer's seed corpus", "[.corpus]") {
   for (std::size_t i = 0; i < files; ++i) {
     const std::uint64_t seed = by_steps[i].second;
     model::choice_source choices(seed);
-    const model::program p = model::generator(choices, true).generate();
-    model::interpreter(p, choices, false).run();
+    const model::program p = model::generator(choices).generate();
+    model::interpreter(p, choices).run();
     std::ofstream out(std::string(dir) + "/seed-" + std::to_string(seed), std::ios::binary);
     const std::vector<std::uint8_t>& bytes = choices.recorded();
     out.write(reinterpret_cast<const char*>(bytes.data()),

@@ -24,6 +24,11 @@
 //   transfer). A suspension in any other coroutine is a nested call (an eager
 //   coroutine started inline) that returns to its caller: the entry is restored
 //   to where the caller was, not popped.
+// * A nested call that hands over to a child by an instrumented symmetric
+//   transfer starts a chain of its own, which returns to the caller only when
+//   the chain's own running coroutine suspends: it gets an entry of its own
+//   (a `call`), pushed over the caller's, which is `paused` (its node not
+//   counted as running) until the call ends.
 //
 // Without an end-of-resume hook, a task that suspends at an await that is not
 // instrumented leaves its entry behind. Such stale entries are harmless by
@@ -35,6 +40,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 namespace await_tree {
@@ -47,6 +53,20 @@ struct context_entry {
   node_ref base;               // where an inline-resumed activation restarts
   bool nested = false;         // an instrumented await_suspend is running
   void* running = nullptr;     // the coroutine this activation runs (its address)
+  node_ref call;               // for a call: the await whose transfer started it
+  bool paused = false;         // a call runs over this entry; `node` is not counted
+  std::uint64_t epoch = 0;     // tells this activation from later ones at this depth
+
+  /// An activation of `tree` (a counted reference, or null) from `node`.
+  static context_entry activation(tree_state* tree, node_ref node, void* running,
+                                  bool nested = false) noexcept {
+    context_entry e;
+    e.tree = tree;
+    e.node = e.base = node;
+    e.nested = nested;
+    e.running = running;
+    return e;
+  }
 };
 
 class context_stack {
@@ -75,6 +95,7 @@ class context_stack {
     context_entry& slot = ring_[depth_ % capacity];
     if (depth_ >= capacity) drop(std::exchange(slot, {}));  // the oldest, most likely stale
     slot = entry;
+    slot.epoch = ++pushes_;
     ++depth_;
   }
 
@@ -82,10 +103,35 @@ class context_stack {
     for (; depth_ > depth; --depth_) drop(std::exchange(ring_[(depth_ - 1) % capacity], {}));
   }
 
+  /// Starts a call (see above) run by `head`, from the top entry, which is at
+  /// the call's first node, `n`: the top entry goes back to `caller_node` and
+  /// pauses. Takes no lock: `n` stays counted once, by the call's entry.
+  void start_call(node_ref caller_node, node_ref n, void* head) noexcept {
+    context_entry& caller = *top();
+    caller.node = caller_node;
+    caller.paused = true;
+    caller.tree->acquire();
+    context_entry call = context_entry::activation(caller.tree, n, head);
+    call.call = n;
+    push(call);
+  }
+
+  /// Drops the top entry, a call that is over, whose node the caller has
+  /// already uncounted, and resumes the caller's entry.
+  void end_call() noexcept {
+    top()->node = {};
+    truncate(depth_ - 1);
+    if (context_entry* caller = top(); caller != nullptr && caller->paused) {
+      caller->paused = false;
+      const auto lock = caller->tree->lock();
+      caller->tree->move_running({}, caller->node);
+    }
+  }
+
  private:
   static void drop(context_entry entry) noexcept {
     if (entry.tree == nullptr) return;
-    if (entry.node != node_ref{}) {
+    if (entry.node != node_ref{} && !entry.paused) {
       const auto lock = entry.tree->lock();
       entry.tree->move_running(entry.node, {});
     }
@@ -95,6 +141,7 @@ class context_stack {
   static constexpr std::size_t capacity = 32;
   std::array<context_entry, capacity> ring_{};
   std::size_t depth_ = 0;
+  std::uint64_t pushes_ = 0;
 };
 
 }  // namespace detail
@@ -138,7 +185,7 @@ class task_context {
 class context_scope {
  public:
   explicit context_scope(const task_context& ctx) : depth_(stack().depth()) {
-    detail::context_entry entry{nullptr, ctx.node_, ctx.node_, false, nullptr};
+    auto entry = detail::context_entry::activation(nullptr, ctx.node_, nullptr);
     if (detail::tree_state* t = ctx.tree_.get(); t != nullptr) {
       const auto lock = t->lock();
       if (!t->is_closed()) {

@@ -100,7 +100,7 @@ inline suspend_state begin_root(tree_state& t, void* self) {
     t.acquire();
     t.move_running({}, t.root());
   }
-  stack.push({&t, t.root(), t.root(), true, self});
+  stack.push(context_entry::activation(&t, t.root(), self, true));
   return {stack.depth(), t.root(), t.root(), false, self, {}};
 }
 

@@ -16,9 +16,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   model::choice_source choices(std::span<const std::uint8_t>(data, size));
-  // Within what the library is known to get right: see test_model.cpp.
-  const model::program p = model::generator(choices, true).generate();
-  model::interpreter run(p, choices, false);
+  const model::program p = model::generator(choices).generate();
+  model::interpreter run(p, choices);
   if (const std::optional<model::mismatch> found = run.run()) {
     std::fprintf(stderr, "program:\n%s\nstep %zu, %s\nexpected:\n%sactual:\n%s\n",
                  model::to_string(p).c_str(), found->step, found->where.c_str(),

@@ -116,10 +116,7 @@ inline std::string root_name(std::size_t t) { return "t" + std::to_string(t); }
 /// program, so the model and the snapshot can be compared by name.
 class generator {
  public:
-  /// `flat_spawns`: spawned work only awaits gates itself, never a child
-  /// coroutine (which the library mishandles: see test_model.cpp).
-  generator(choice_source& choices, bool flat_spawns)
-      : choices_(choices), flat_spawns_(flat_spawns) {}
+  explicit generator(choice_source& choices) : choices_(choices) {}
 
   program generate() {
     program p;
@@ -175,7 +172,7 @@ class generator {
       }
     } else if (roll < 14) {
       s.kind = op::spawn;
-      s.branches.push_back(flat_spawns_ ? make_leaves() : make_branch(t, tasks, depth));
+      s.branches.push_back(make_branch(t, tasks, depth));
     } else if (roll < 17 || (roll < 19 && tasks == 1)) {
       s.kind = op::probe;
     } else if (roll < 19) {
@@ -202,25 +199,9 @@ class generator {
     return roll >= 12 ? gate_kind::hop : gate_kind::local;
   }
 
-  /// A plain branch of leaves only, for flat spawned work.
-  branch make_leaves() {
-    branch b;
-    b.name = fresh_name();
-    while (budget_ > 0 && choices_.pick(4) != 0) {
-      --budget_;
-      statement s;
-      s.name = fresh_name();
-      s.instrumented = choices_.pick(4) != 0;
-      s.gate = make_gate_kind();
-      b.code.statements.push_back(std::move(s));
-    }
-    return b;
-  }
-
   std::string fresh_name() { return "n" + std::to_string(names_++); }
 
   choice_source& choices_;
-  bool flat_spawns_;
   // Bounds each choice of the scheduler (one per pending gate) well below 256.
   static constexpr std::size_t statements_per_task = 16;
   std::size_t budget_ = 0;

@@ -101,17 +101,28 @@ struct suspend_state {
   node_ref awaited_at;  // the await's node, counted as suspended when it suspends
 };
 
+/// What the awaiting coroutine was to the activation it awaited in: the
+/// coroutine the activation runs (`own`), or a nested call. When it resumes in
+/// that same activation it goes back to that role; in a later one, it runs it.
+struct await_role {
+  std::uint64_t epoch = 0;
+  bool own = false;
+};
+
 /// Where a node-less await resumes: a counted reference, or empty.
 struct resume_point {
   tree_state* tree = nullptr;
   node_ref node;
+  bool counted_suspended = false;  // see begin_suspend
 };
 
-/// Before the hand-off. With `owner`, attaches its node under the current
-/// position (unless outside a task, the task ended, or the span is filtered)
-/// and makes it current. Returns nothing when this thread runs outside any
-/// task; otherwise fills `point` for a node-less await.
-inline std::optional<suspend_state> begin_suspend(node_owner* owner, resume_point& point) {
+/// Before the hand-off, in coroutine `self`. With `owner`, attaches its node
+/// under the current position (unless outside a task, the task ended, or the
+/// span is filtered) and makes it current. Returns nothing when this thread
+/// runs outside any task; otherwise fills `role`, and `point` for a node-less
+/// await. `may_transfer`: the wrapped await_suspend returns a coroutine handle.
+inline std::optional<suspend_state> begin_suspend(node_owner* owner, resume_point& point,
+                                                  void* self, await_role& role, bool may_transfer) {
   context_stack& stack = context_stack::local();
   context_entry* e = stack.top();
   if (e == nullptr) {
@@ -119,6 +130,7 @@ inline std::optional<suspend_state> begin_suspend(node_owner* owner, resume_poin
     return std::nullopt;
   }
   suspend_state saved{stack.depth(), e->node, e->base, e->nested, e->running, {}};
+  role = {e->epoch, e->running == self || e->running == nullptr};
   if (e->tree != nullptr) {
     if (owner != nullptr && owner->tree() != e->tree) owner->reset();  // awaited again elsewhere
     const auto lock = e->tree->lock();
@@ -129,15 +141,39 @@ inline std::optional<suspend_state> begin_suspend(node_owner* owner, resume_poin
       saved.awaited_at = n;
     } else {
       // A node-less await counts as suspended at its position from now until
-      // it resumes or dies: it cannot tell later whether it did suspend.
+      // it resumes or dies: it cannot tell later whether it did suspend. Not
+      // one that may transfer (to a child coroutine, typically): the code it
+      // transfers to is the task's own, running at this position.
       e->tree->acquire();
-      e->tree->count_suspended(e->node, +1);
-      point = {e->tree, e->node};
+      if (!may_transfer) e->tree->count_suspended(e->node, +1);
+      point = {e->tree, e->node, !may_transfer};
     }
   }
   e->base = e->node;
   e->nested = true;
   return saved;
+}
+
+/// Puts the entry back as it was before an await, at `node`, keeping what
+/// the entry itself is (a call, or not).
+inline void restore(context_entry& e, node_ref node, const suspend_state& saved) noexcept {
+  e.node = node;
+  e.base = saved.base;
+  e.nested = saved.nested;
+  e.running = saved.running;
+}
+
+/// A symmetric transfer from `self` to `next`: `next` takes over the role of
+/// `self`, running the activation (or, when that is unknown, some coroutine
+/// reached through an await), or a nested call; the transfer of a nested
+/// call's instrumented await starts a call (see context.hpp).
+inline void hand_over(context_stack& stack, const suspend_state& saved, void* self,
+                      void* next) noexcept {
+  if (saved.running == self || saved.running == nullptr) {
+    stack.top()->running = next;
+  } else if (saved.awaited_at != node_ref{}) {
+    stack.start_call(saved.node, saved.awaited_at, next);
+  }
 }
 
 /// After the hand-off; see the protocol above. `self` is the suspending
@@ -151,7 +187,7 @@ inline std::optional<suspend_state> begin_suspend(node_owner* owner, resume_poin
   if (how != handoff::suspended) {
     e.base = saved.base;
     e.nested = saved.nested;
-    if (how == handoff::transfers) e.running = next;
+    if (how == handoff::transfers) hand_over(stack, saved, self, next);
     return;
   }
   // The suspending coroutine gives control back. Either an enclosing
@@ -166,11 +202,13 @@ inline std::optional<suspend_state> begin_suspend(node_owner* owner, resume_poin
     e.tree->count_suspended(saved.awaited_at, +1);
     e.tree->move_running(e.node, next_position);
   }
-  if (ends_activation) {
+  if (ends_activation && e.call != node_ref{}) {
+    stack.end_call();
+  } else if (ends_activation) {
     e.node = {};  // already uncounted: the pop must not uncount it again
     stack.truncate(saved.depth - 1);
   } else {
-    e = {e.tree, next_position, saved.base, saved.nested, saved.running};
+    restore(e, next_position, saved);
   }
 }
 
@@ -179,7 +217,7 @@ inline std::optional<suspend_state> begin_suspend(node_owner* owner, resume_poin
 inline void release_point(resume_point& point) noexcept {
   tree_state* t = std::exchange(point.tree, nullptr);
   if (t == nullptr) return;
-  {
+  if (point.counted_suspended) {
     const auto lock = t->lock();
     t->count_suspended(point.node, -1);
   }
@@ -196,60 +234,73 @@ inline void abort_suspend(suspend_state saved, node_owner* owner, resume_point& 
       const auto lock = e->tree->lock();
       e->tree->move_running(e->node, saved.node);
     }
-    *e = {e->tree, saved.node, saved.base, saved.nested, saved.running};
+    restore(*e, saved.node, saved);
   }
   if (owner != nullptr) owner->reset();
   release_point(point);
 }
 
+/// The coroutine the activation of `e` runs, once `self`, which awaited in
+/// `role`, resumes there.
+inline void* running_after(const context_entry& e, await_role role, void* self) noexcept {
+  return role.own || role.epoch != e.epoch ? self : e.running;
+}
+
 /// In await_resume of an await that suspended with a node: removes the node
 /// and continues at its parent, in a new activation if this thread was not
 /// already running the task there. `self` is the resumed coroutine.
-inline void complete(node_owner& owner, void* self) noexcept {
+inline void complete(node_owner& owner, void* self, await_role role) noexcept {
   tree_state* t = owner.tree();
   const node_ref n = owner.node();
   context_stack& stack = context_stack::local();
   context_entry* e = stack.top();
   const bool continues = e != nullptr && e->tree == t && e->node == n;
-  context_entry pushed{nullptr, {}, {}, false, self};
+  const bool ends_call = continues && e->call == n;  // `self` is again a nested call
+  context_entry pushed = context_entry::activation(nullptr, {}, self);
   bool last = false;
   {
     const auto lock = t->lock();
     const node_ref parent = t->parent_of(n);
     last = owner.remove_locked();
-    if (continues) {
+    if (ends_call) {
+      // The call's count went with `n`; end_call() counts the caller's node.
+    } else if (continues) {
       e->node = parent;
-      e->running = self;
+      e->running = running_after(*e, role, self);
       t->move_running({}, parent);
     } else if (!t->is_closed()) {
       t->acquire();
       t->move_running({}, parent);
-      pushed = {t, parent, parent, false, self};
+      pushed = context_entry::activation(t, parent, self);
     }
   }
-  if (!continues && (pushed.tree != nullptr || e != nullptr)) stack.push(pushed);
+  if (ends_call) {
+    stack.end_call();
+  } else if (!continues && (pushed.tree != nullptr || e != nullptr)) {
+    stack.push(pushed);
+  }
   if (last) t->release();
 }
 
 /// In await_resume of an await that suspended without a node.
-inline void resume_at(resume_point& point, void* self) noexcept {
+inline void resume_at(resume_point& point, void* self, await_role role) noexcept {
   context_stack& stack = context_stack::local();
   tree_state* t = std::exchange(point.tree, nullptr);
   context_entry* e = stack.top();
   if (t == nullptr) {
     // Not part of a task: hide the resumer's context, if any, from this code.
-    if (e != nullptr) stack.push({nullptr, {}, {}, false, self});
+    if (e != nullptr) stack.push(context_entry::activation(nullptr, {}, self));
     return;
   }
   const bool continues = e != nullptr && e->tree == t && e->node == point.node;
-  if (continues) e->running = self;
-  context_entry pushed{nullptr, {}, {}, false, self};
+  if (continues) e->running = running_after(*e, role, self);
+  context_entry pushed = context_entry::activation(nullptr, {}, self);
   {
     const auto lock = t->lock();
-    t->count_suspended(point.node, -1);
+    if (point.counted_suspended) t->count_suspended(point.node, -1);
     if (!continues && !t->is_closed()) {
       t->move_running({}, point.node);
-      pushed = {t, point.node, point.node, false, self};
+      pushed = context_entry::activation(t, point.node, self);
     }
   }
   if (pushed.tree == nullptr) t->release();

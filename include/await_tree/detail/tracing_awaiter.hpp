@@ -85,10 +85,13 @@ class tracing_awaiter {
     // The common case outside any task, kept free of the protocol's cost.
     if (!has_node() && context_stack::local().top() == nullptr) return inner_.await_suspend(h);
     self_ = h.address();
-    return suspend_through(inner_, h, begin_suspend(owner_, point_), [this](suspend_state saved) {
-      self_ = nullptr;
-      abort_suspend(saved, owner_, point_);
-    });
+    using result = decltype(inner_.await_suspend(h));
+    constexpr bool may_transfer = !std::is_void_v<result> && !std::is_same_v<result, bool>;
+    return suspend_through(inner_, h, begin_suspend(owner_, point_, self_, role_, may_transfer),
+                           [this](suspend_state saved) {
+                             self_ = nullptr;
+                             abort_suspend(saved, owner_, point_);
+                           });
   }
 
   // The bookkeeping runs after the wrapped await_resume (or as its exception
@@ -108,15 +111,16 @@ class tracing_awaiter {
     if (self_ == nullptr) {
       if (owner_ != nullptr) owner_->reset();  // a re-awaited node whose work is done
     } else if (owner_ != nullptr && owner_->tree() != nullptr) {
-      complete(*owner_, self_);
+      complete(*owner_, self_, role_);
     } else {
-      resume_at(point_, self_);
+      resume_at(point_, self_, role_);
     }
   }
 
   Inner inner_;  // a reference when the awaitable is its own awaiter
   node_owner* owner_;
   resume_point point_;
+  await_role role_;
   void* self_ = nullptr;  // the awaiting coroutine, once suspended
 };
 

@@ -31,7 +31,7 @@ class activation_scope {
   explicit activation_scope(task_state& task) noexcept
       : record_{&task, nullptr, innermost_activation(), stack().depth()} {
     task.tree().acquire();  // the entry's reference
-    stack().push({&task.tree(), {}, {}, false, nullptr});
+    stack().push(core::context_entry::activation(&task.tree(), {}, nullptr));
     innermost_activation() = &record_;
   }
   activation_scope(const activation_scope&) = delete;
