@@ -259,6 +259,24 @@ TEST_CASE("regression: a nested call resuming from a plain await stays a nested 
   CHECK(t.finishes());
 }
 
+// Found by a soak run (AWAIT_TREE_MODEL_PROGRAMS=100000): programs whose awaits
+// resume on hop threads inside calls lost their task's context. Each thread
+// counted its activations' epochs from zero, so an entry pushed on one hop
+// thread could pass for the activation an await had suspended in on another:
+// the await took that activation for its own and gave back a role it did not
+// have there. Fixed: each thread counts from a base of its own. These seeds
+// name programs of the generator as it is: replay one with
+// AWAIT_TREE_MODEL_SEED to see it.
+TEST_CASE("regression: activations of different threads never share an epoch",
+          "[model][regression]") {
+  totals sum;
+  for (const std::uint64_t seed : {20330335, 20339585, 20348594}) {
+    const std::string failure = check_program(seed, sum);
+    INFO(failure);
+    CHECK(failure.empty());
+  }
+}
+
 // Not part of a normal run: writes the fuzzer's seed corpus, the choices of
 // the generated programs with the longest schedules among the first few
 // hundred seeds (the fuzzer replays them exactly):

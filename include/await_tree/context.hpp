@@ -39,6 +39,7 @@
 #include <await_tree/detail/tree_state.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -55,7 +56,7 @@ struct context_entry {
   void* running = nullptr;     // the coroutine this activation runs (its address)
   node_ref call;               // for a call: the await whose transfer started it
   bool paused = false;         // a call runs over this entry; `node` is not counted
-  std::uint64_t epoch = 0;     // tells this activation from later ones at this depth
+  std::uint64_t epoch = 0;     // unique to this activation (see context_stack::push)
 
   /// An activation of `tree` (a counted reference, or null) from `node`.
   static context_entry activation(tree_state* tree, node_ref node, void* running,
@@ -76,7 +77,7 @@ class context_stack {
     return stack;
   }
 
-  context_stack() = default;
+  context_stack() noexcept : pushes_(first_epoch()) {}
   context_stack(const context_stack&) = delete;
   context_stack& operator=(const context_stack&) = delete;
   ~context_stack() { truncate(0); }
@@ -138,10 +139,18 @@ class context_stack {
     entry.tree->release();
   }
 
+  /// Epochs are unique across threads (an await may resume on another
+  /// thread, whose entries must never pass for the one it suspended in): each
+  /// thread counts from a base of its own, 2^32 apart.
+  static std::uint64_t first_epoch() noexcept {
+    static std::atomic<std::uint64_t> threads{0};
+    return threads.fetch_add(1, std::memory_order_relaxed) << 32;
+  }
+
   static constexpr std::size_t capacity = 32;
   std::array<context_entry, capacity> ring_{};
   std::size_t depth_ = 0;
-  std::uint64_t pushes_ = 0;
+  std::uint64_t pushes_;
 };
 
 }  // namespace detail
