@@ -23,10 +23,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <coroutine>
 #include <cstdint>
 #include <cstdlib>
-#include <exception>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -130,20 +128,9 @@ TEST_CASE("regression: code of a child coroutine awaited plainly is marked curre
 
 namespace {
 
-/// Starts at once, inline in its caller, and frees itself at its end.
-struct eager_work {
-  struct promise_type {
-    eager_work get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
-
 rt::task<> wait_in_child(rt::event& e) { co_await await_tree::instrument(e.wait(), "child waits"); }
 
-eager_work start_child_work(rt::event& e) {
+test::fire_and_forget start_child_work(rt::event& e) {
   co_await await_tree::instrument(wait_in_child(e), "spawned");
 }
 
@@ -179,7 +166,9 @@ TEST_CASE("regression: work spawned inline that awaits a child keeps its caller'
 
 namespace {
 
-eager_work start_work(rt::event& e) { co_await await_tree::instrument(e.wait(), "spawned"); }
+test::fire_and_forget start_work(rt::event& e) {
+  co_await await_tree::instrument(e.wait(), "spawned");
+}
 
 rt::task<> branch_that_spawns(rt::event& work, rt::event& own) {
   start_work(work);
