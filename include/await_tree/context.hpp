@@ -28,7 +28,8 @@
 //   transfer starts a chain of its own, which returns to the caller only when
 //   the chain's own running coroutine suspends: it gets an entry of its own
 //   (a `call`), pushed over the caller's, which is `paused` (its node not
-//   counted as running) until the call ends.
+//   counted as running) until the call's entry goes, however it goes: the top
+//   entry is never paused.
 //
 // Without an end-of-resume hook, a task that suspends at an await that is not
 // instrumented leaves its entry behind. Such stale entries are harmless by
@@ -101,7 +102,15 @@ class context_stack {
   }
 
   void truncate(std::size_t depth) noexcept {
+    if (depth_ <= depth) return;
     for (; depth_ > depth; --depth_) drop(std::exchange(ring_[(depth_ - 1) % capacity], {}));
+    resume_caller();
+  }
+
+  /// Pops the top entry, whose node the caller has already uncounted.
+  void end_activation() noexcept {
+    top()->node = {};
+    truncate(depth_ - 1);
   }
 
   /// Starts a call (see above) run by `head`, from the top entry, which is at
@@ -117,19 +126,16 @@ class context_stack {
     push(call);
   }
 
-  /// Drops the top entry, a call that is over, whose node the caller has
-  /// already uncounted, and resumes the caller's entry.
-  void end_call() noexcept {
-    top()->node = {};
-    truncate(depth_ - 1);
-    if (context_entry* caller = top(); caller != nullptr && caller->paused) {
-      caller->paused = false;
-      const auto lock = caller->tree->lock();
-      caller->tree->move_running({}, caller->node);
-    }
+ private:
+  /// After a call's entry went: its caller's entry, now on top, runs again.
+  void resume_caller() noexcept {
+    context_entry* caller = top();
+    if (caller == nullptr || !caller->paused) return;
+    caller->paused = false;
+    const auto lock = caller->tree->lock();
+    caller->tree->move_running({}, caller->node);
   }
 
- private:
   static void drop(context_entry entry) noexcept {
     if (entry.tree == nullptr) return;
     if (entry.node != node_ref{} && !entry.paused) {

@@ -202,11 +202,8 @@ inline void hand_over(context_stack& stack, const suspend_state& saved, void* se
     e.tree->count_suspended(saved.awaited_at, +1);
     e.tree->move_running(e.node, next_position);
   }
-  if (ends_activation && e.call != node_ref{}) {
-    stack.end_call();
-  } else if (ends_activation) {
-    e.node = {};  // already uncounted: the pop must not uncount it again
-    stack.truncate(saved.depth - 1);
+  if (ends_activation) {
+    stack.end_activation();  // its node is already uncounted
   } else {
     restore(e, next_position, saved);
   }
@@ -263,7 +260,8 @@ inline void complete(node_owner& owner, void* self, await_role role) noexcept {
     const node_ref parent = t->parent_of(n);
     last = owner.remove_locked();
     if (ends_call) {
-      // The call's count went with `n`; end_call() counts the caller's node.
+      // The call's count went with `n`; its caller's node counts again once
+      // the call's entry goes.
     } else if (continues) {
       e->node = parent;
       e->running = running_after(*e, role, self);
@@ -275,7 +273,7 @@ inline void complete(node_owner& owner, void* self, await_role role) noexcept {
     }
   }
   if (ends_call) {
-    stack.end_call();
+    stack.end_activation();
   } else if (!continues && (pushed.tree != nullptr || e != nullptr)) {
     stack.push(pushed);
   }

@@ -107,10 +107,11 @@ class tracing_awaiter {
     return owner_ != nullptr && owner_->tree() != nullptr;
   }
 
+  // Reached only with a node or after a suspension (see await_resume).
   [[gnu::noinline]] void finish_await() noexcept {
     if (self_ == nullptr) {
-      if (owner_ != nullptr) owner_->reset();  // a re-awaited node whose work is done
-    } else if (owner_ != nullptr && owner_->tree() != nullptr) {
+      owner_->reset();  // a re-awaited node whose work is done
+    } else if (has_node()) {
       complete(*owner_, self_, role_);
     } else {
       resume_at(point_, self_, role_);
