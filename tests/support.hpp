@@ -53,12 +53,13 @@ struct single_task {
 };
 
 /// Starts running at once, inline in its caller, and frees itself when done:
-/// work that is started inside a node and may outlive it.
+/// work that is started inside a node and may outlive it. Integrated, like
+/// every coroutine type of the examples' runtime.
 struct fire_and_forget {
-  struct promise_type {
+  struct promise_type : await_tree::promise_mixin {
     fire_and_forget get_return_object() noexcept { return {}; }
     std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
+    auto final_suspend() noexcept { return await_tree::on_final_suspend(std::suspend_never{}); }
     void return_void() noexcept {}
     [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
   };

@@ -23,7 +23,8 @@ namespace detail {
 /// the first child, depending on the combinator).
 template <class Join>
 struct branch {
-  struct promise_type {
+  // Integrated like the task type: a branch is the task's own code.
+  struct promise_type : await_tree::promise_mixin {
     Join* join = nullptr;
     std::size_t index = 0;
 
@@ -38,7 +39,7 @@ struct branch {
       }
       void await_resume() noexcept {}
     };
-    final_awaiter final_suspend() noexcept { return {}; }
+    auto final_suspend() noexcept { return await_tree::on_final_suspend(final_awaiter{}); }
     void return_void() noexcept {}
     void unhandled_exception() noexcept { join->on_branch_error(index, std::current_exception()); }
   };

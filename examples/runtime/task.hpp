@@ -11,6 +11,8 @@
 // coroutine awaiting it was cancelled: the second await waits for the same
 // run instead of starting it twice (a select whose loser is re-awaited).
 
+#include <await_tree/promise.hpp>
+
 #include <coroutine>
 #include <exception>
 #include <optional>
@@ -63,7 +65,9 @@ class [[nodiscard]] basic_task {
       }
       void await_resume() noexcept {}
     };
-    final_awaiter final_suspend() noexcept { return {}; }
+    // The one line beside the mixin that integrates a task type with
+    // await-tree (a no-op for a promise without the mixin).
+    auto final_suspend() noexcept { return await_tree::on_final_suspend(final_awaiter{}); }
     void unhandled_exception() noexcept { error = std::current_exception(); }
   };
 
@@ -122,7 +126,14 @@ class [[nodiscard]] basic_task {
   std::coroutine_handle<promise_type> handle_;
 };
 
+/// The examples' task type: integrated with await-tree, so every tree is
+/// exact whatever its coroutines await.
 template <class T = void>
-using task = basic_task<T, no_mixin>;
+using task = basic_task<T, await_tree::promise_mixin>;
+
+/// The same task type without integration, as a user's own task type that
+/// knows nothing of await-tree would be.
+template <class T = void>
+using plain_task = basic_task<T, no_mixin>;
 
 }  // namespace rt

@@ -89,11 +89,15 @@ class registry {
   std::shared_ptr<detail::registry_state> state_;
 };
 
-/// The calling task's tree, when the calling code runs inside a task.
-[[nodiscard]] inline std::optional<tree> current_tree() {
-  const detail::context_entry* top = detail::context_stack::local().top();
-  if (top == nullptr || top->tree == nullptr) return std::nullopt;
-  return detail::snapshot_if_open(*top->tree);
+/// The calling task's tree, when the calling code runs inside a task: in an
+/// integrated coroutine, or in a bracketed region of a task (see context.hpp).
+[[gnu::noinline]] [[nodiscard]] inline std::optional<tree> current_tree() {
+  const detail::context_state& here = detail::this_thread_context().here;
+  if (!here.says_task_runs() || here.at.empty()) return std::nullopt;
+  detail::tree_state& t = *here.at.tree;
+  const auto lock = t.lock();
+  if (!t.is_open_at(here.at)) return std::nullopt;
+  return t.snapshot();
 }
 
 namespace detail {

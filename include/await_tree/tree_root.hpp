@@ -15,7 +15,7 @@ class rooted;
 class tree_root;
 
 namespace detail {
-template <class Inner>
+template <class Inner, bool StartsIntegrated>
 class root_awaiter;
 
 /// The tree a root owns (null once it has ended), for runtime integrations
@@ -63,7 +63,7 @@ class tree_root {
 
  private:
   friend class registry;
-  template <class Inner>
+  template <class Inner, bool StartsIntegrated>
   friend class detail::root_awaiter;
   friend detail::tree_state* detail::tree_of(const tree_root& root) noexcept;
 
@@ -91,30 +91,24 @@ namespace detail {
 
 inline tree_state* tree_of(const tree_root& root) noexcept { return root.tree_; }
 
-/// Opens an activation of the task at its root on this thread, in the
-/// coroutine `self` that awaits the root.
-inline suspend_state begin_root(tree_state& t, void* self) {
-  context_stack& stack = context_stack::local();
-  {
-    const auto lock = t.lock();
-    t.acquire();
-    t.move_running({}, t.root());
-  }
-  stack.push(context_entry::activation(&t, t.root(), self, true));
-  return {stack.depth(), t.root(), t.root(), false, self, {}};
+/// Before the hand-off of the await that runs a task: the task's root is a
+/// bracketed region of the task, for whatever the await starts.
+[[gnu::noinline]] inline suspension begin_root(tree_state& t, const void* self) noexcept {
+  thread_context& tc = this_thread_context();
+  const suspension s{tc.here, tc.here, t.root_position(), self};
+  tc.set({s.at, self, context_kind::window});
+  return s;
 }
 
-/// The task has finished: close the activation it finished in, if it is
-/// this thread's innermost one.
-inline void finish_root(const tree_state* t) noexcept {
-  if (t == nullptr) return;
-  context_stack& stack = context_stack::local();
-  if (const context_entry* e = stack.top(); e != nullptr && e->tree == t) {
-    stack.truncate(stack.depth() - 1);
-  }
+/// The task has ended, in the coroutine that ran it: what the task's last
+/// activation carried to it is what runs here now (the runtime's own code,
+/// which may have been started inline by another task).
+[[gnu::noinline]] inline void end_root(const void* self) noexcept {
+  thread_context& tc = this_thread_context();
+  tc.set(tc.take_resumer(self));
 }
 
-template <class Inner>
+template <class Inner, bool StartsIntegrated>
 class root_awaiter {
  public:
   template <class A>
@@ -125,16 +119,17 @@ class root_awaiter {
 
   template <class Promise>
   [[gnu::noinline]] auto await_suspend(std::coroutine_handle<Promise> h) {
-    std::optional<suspend_state> saved;
-    if (tree_ != nullptr) saved = begin_root(*tree_, h.address());
-    return suspend_through(inner_, h, saved,
-                           [](suspend_state s) { context_stack::local().truncate(s.depth - 1); });
+    if (tree_ == nullptr) return inner_.await_suspend(h);
+    suspension s = begin_root(*tree_, h.address());
+    s.starts_integrated = StartsIntegrated;
+    self_ = h.address();
+    return suspend_through(inner_, h, s);
   }
 
   decltype(auto) await_resume() {
     const scope_exit finish{[this]() noexcept {
-      finish_root(tree_);
       root_.end();
+      if (self_ != nullptr) end_root(self_);
     }};
     return inner_.await_resume();
   }
@@ -143,10 +138,11 @@ class root_awaiter {
   Inner inner_;
   tree_root& root_;
   tree_state* tree_;
+  const void* self_ = nullptr;  // the coroutine running the task, once it did
 };
 
 template <class A>
-root_awaiter(A&&, tree_root&) -> root_awaiter<awaiter_t<A>>;
+root_awaiter(A&&, tree_root&) -> root_awaiter<awaiter_t<A>, starts_integrated<A>>;
 
 }  // namespace detail
 

@@ -148,7 +148,7 @@ struct self_owned {
   struct promise_type : PromiseBase {
     self_owned get_return_object() noexcept { return {}; }
     std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
+    auto final_suspend() noexcept { return await_tree::on_final_suspend(std::suspend_never{}); }
     void return_void() noexcept {}
     [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
   };

@@ -8,9 +8,8 @@
 // joins before the step ends: lockstep, so the run stays deterministic. A
 // "refusing" gate throws from await_suspend instead of suspending.
 //
-// Resumptions go through the executor hook the README describes (the context
-// captured at suspension, resumed under a context_scope), so together with
-// the promise mixin the tree is exact for plain awaits too.
+// Resumptions are plain `resume()` calls, as in any runtime that knows
+// nothing of await-tree: no context_scope anywhere.
 
 #include <await_tree/await_tree.hpp>
 
@@ -43,7 +42,6 @@ class scheduler {
     void await_suspend(std::coroutine_handle<> h) {
       if (kind_ == gate_kind::refusing) throw program_error{};
       handle_ = h;
-      context_ = await_tree::task_context::current();
       pending_ = true;
       owner_.pending_.push_back(this);
     }
@@ -56,7 +54,6 @@ class scheduler {
     gate_kind kind_;
     bool pending_ = false;
     std::coroutine_handle<> handle_;
-    await_tree::task_context context_;
   };
 
   [[nodiscard]] gate make_gate(std::size_t task, gate_kind kind) noexcept {
@@ -89,17 +86,11 @@ class scheduler {
     g->pending_ = false;
     // Only copies from here: resuming may destroy the gate.
     const std::coroutine_handle<> h = g->handle_;
-    const await_tree::task_context ctx = g->context_;
     if (may_hop && g->kind_ == gate_kind::hop) {
-      std::thread([h, ctx] { resume_under(ctx, h); }).join();
+      std::thread([h] { h.resume(); }).join();
     } else {
-      resume_under(ctx, h);
+      h.resume();
     }
-  }
-
-  static void resume_under(const await_tree::task_context& ctx, std::coroutine_handle<> h) {
-    const await_tree::context_scope scope(ctx);
-    h.resume();
   }
 
   std::vector<gate*> pending_;

@@ -5,11 +5,14 @@
 #include <await_tree/detail/suspension.hpp>
 
 #include <coroutine>
-#include <optional>
 #include <type_traits>
 #include <utility>
 
-namespace await_tree::detail {
+namespace await_tree {
+
+struct promise_mixin;
+
+namespace detail {
 
 /// Runs a function when the scope is left, normally or by an exception.
 template <class F>
@@ -24,50 +27,61 @@ class scope_exit {
   F f_;
 };
 
-inline handoff classify(std::coroutine_handle<> next, std::coroutine_handle<> self) noexcept {
-  if (next == self) return handoff::resumes_here;
-  if (next == std::noop_coroutine()) return handoff::suspended;
-  return handoff::transfers;
-}
+template <class Awaiter>
+struct is_final_hook : std::false_type {};
 
-/// Calls `inner.await_suspend(h)` between begin_suspend (whose result is
-/// `saved`) and end_suspend, whatever kind of result it returns. When it
-/// throws, the coroutine was not suspended: `abort(saved)` undoes the begin.
+/// Whether a coroutine with this promise keeps the thread's context exact:
+/// its promise holds the context and its final suspend point reports the end.
+template <class Promise>
+concept integrated_promise =
+    std::is_base_of_v<promise_mixin, Promise> &&
+    is_final_hook<decltype(std::declval<Promise&>().final_suspend())>::value;
+
+template <class Promise>
+coroutine_context& context_of(std::coroutine_handle<Promise> h) noexcept;
+
+/// Whether awaiting an `A` starts a coroutine of an integrated type (a task
+/// of an integrated task type): a symmetric transfer made by that await goes
+/// to a coroutine that runs in the task from its first instruction.
+template <class A>
+concept starts_integrated =
+    requires { typename std::remove_cvref_t<A>::promise_type; } &&
+    integrated_promise<typename std::remove_cvref_t<A>::promise_type>;
+
+/// Calls `inner.await_suspend(h)` between `begin` (already done, its result
+/// `s`) and end_suspend, whatever kind of result it returns. When it throws,
+/// the coroutine was not suspended: the thread's state is put back.
 ///
 /// Call it only from an await_suspend kept out of line ([[gnu::noinline]]):
 /// clang 16 may spill an inlined await_suspend's locals into the coroutine
 /// frame, which another thread may own by the time the code after the
-/// hand-off runs (LLVM #56301, #65018). Out of line, they stay on the stack,
-/// and the bookkeeping adds nothing to the frame of the coroutine.
-template <class Inner, class Promise, class Abort>
-auto suspend_through(Inner& inner, std::coroutine_handle<Promise> h,
-                     std::optional<suspend_state> saved, Abort abort) {
+/// hand-off runs (LLVM #56301, #65018). Out of line, they stay on the stack.
+template <class Inner, class Promise>
+auto suspend_through(Inner& inner, std::coroutine_handle<Promise> h, const suspension& s) {
   using result = decltype(inner.await_suspend(h));
   try {
     if constexpr (std::is_void_v<result>) {
       inner.await_suspend(h);
-      if (saved) end_suspend(*saved, handoff::suspended, h.address(), nullptr);
+      end_suspend(s, handoff::suspended, nullptr);
     } else if constexpr (std::is_same_v<result, bool>) {
       const bool suspends = inner.await_suspend(h);
-      if (saved) {
-        end_suspend(*saved, suspends ? handoff::suspended : handoff::resumes_here, h.address(),
-                    nullptr);
-      }
+      end_suspend(s, suspends ? handoff::suspended : handoff::resumes_here, nullptr);
       return suspends;
     } else {
       const std::coroutine_handle<> next = inner.await_suspend(h);
-      if (saved) end_suspend(*saved, classify(next, h), h.address(), next.address());
+      end_suspend(s, classify(next, h), next.address());
       return next;
     }
   } catch (...) {
-    if (saved) abort(*saved);
+    abort_suspend(s);
     throw;
   }
 }
 
-/// Wraps the awaiter of an instrumented (with an owner) or tracked (without)
-/// await, and runs the suspension protocol around it.
-template <class Inner>
+/// Wraps the awaiter of an instrumented await (with an owner) or of a plain
+/// await of an integrated coroutine (without), and runs the protocol of
+/// suspension.hpp around it.
+template <class Inner, bool StartsIntegrated>
 class tracing_awaiter {
  public:
   template <class A>
@@ -76,56 +90,55 @@ class tracing_awaiter {
 
   tracing_awaiter(const tracing_awaiter&) = delete;
   tracing_awaiter& operator=(const tracing_awaiter&) = delete;
-  ~tracing_awaiter() { release_point(point_); }  // non-empty only if destroyed while suspended
 
   bool await_ready() { return inner_.await_ready(); }
 
   template <class Promise>
   [[gnu::noinline]] auto await_suspend(std::coroutine_handle<Promise> h) {
-    // The common case outside any task, kept free of the protocol's cost.
-    if (!has_node() && context_stack::local().top() == nullptr) return inner_.await_suspend(h);
+    suspension s;
+    if constexpr (integrated_promise<Promise>) {
+      context_ = &context_of(h);
+      s = begin_integrated(*context_, owner_, h.address());
+    } else if (owner_ == nullptr || !begin_plain(*owner_, h.address(), s)) {
+      return inner_.await_suspend(h);  // nothing to show: only forward
+    } else {
+      parent_ = s.before.at;
+    }
+    s.starts_integrated = StartsIntegrated;
     self_ = h.address();
-    using result = decltype(inner_.await_suspend(h));
-    constexpr bool may_transfer = !std::is_void_v<result> && !std::is_same_v<result, bool>;
-    return suspend_through(inner_, h, begin_suspend(owner_, point_, self_, role_, may_transfer),
-                           [this](suspend_state saved) {
-                             self_ = nullptr;
-                             abort_suspend(saved, owner_, point_);
-                           });
+    return suspend_through(inner_, h, s);
   }
 
   // The bookkeeping runs after the wrapped await_resume (or as its exception
   // leaves): with nested wrappers, the innermost node completes first.
   decltype(auto) await_resume() {
-    if (self_ == nullptr && !has_node()) return inner_.await_resume();  // nothing to finish
+    if (self_ == nullptr) {
+      if (owner_ != nullptr) owner_->reset();  // a re-awaited node whose work is done
+      return inner_.await_resume();
+    }
     const scope_exit finish{[this]() noexcept { finish_await(); }};
     return inner_.await_resume();
   }
 
  private:
-  [[nodiscard]] bool has_node() const noexcept {
-    return owner_ != nullptr && owner_->tree() != nullptr;
-  }
-
-  // Reached only with a node or after a suspension (see await_resume).
-  [[gnu::noinline]] void finish_await() noexcept {
-    if (self_ == nullptr) {
-      owner_->reset();  // a re-awaited node whose work is done
-    } else if (has_node()) {
-      complete(*owner_, self_, role_);
+  void finish_await() noexcept {
+    if (context_ != nullptr) {
+      resume_integrated(*context_, self_);
     } else {
-      resume_at(point_, self_, role_);
+      resume_plain(parent_, self_);
     }
+    if (owner_ != nullptr) owner_->reset();
   }
 
   Inner inner_;  // a reference when the awaitable is its own awaiter
   node_owner* owner_;
-  resume_point point_;
-  await_role role_;
-  void* self_ = nullptr;  // the awaiting coroutine, once suspended
+  coroutine_context* context_ = nullptr;  // the awaiting integrated coroutine's
+  position parent_;                       // a plain coroutine's position
+  const void* self_ = nullptr;            // the awaiting coroutine, once it went through the protocol
 };
 
 template <class A>
-tracing_awaiter(A&&, node_owner*) -> tracing_awaiter<awaiter_t<A>>;
+tracing_awaiter(A&&, node_owner*) -> tracing_awaiter<awaiter_t<A>, starts_integrated<A>>;
 
-}  // namespace await_tree::detail
+}  // namespace detail
+}  // namespace await_tree

@@ -4,10 +4,12 @@
 #include <await_tree/config.hpp>
 #include <await_tree/detail/counted_ref.hpp>
 #include <await_tree/detail/spin_mutex.hpp>
+#include <await_tree/detail/thread_context.hpp>
 #include <await_tree/span.hpp>
 #include <await_tree/tree.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <limits>
@@ -18,35 +20,36 @@
 
 namespace await_tree::detail {
 
-using node_id = std::uint32_t;
 inline constexpr node_id no_node = std::numeric_limits<node_id>::max();
 /// Slot 0 is a hidden node whose children are the detached subtrees, so that
 /// detaching is an ordinary re-parenting.
 inline constexpr node_id detached_container = 0;
 inline constexpr node_id root_node = 1;
 
-/// Names one incarnation of a node: slots are reused, serial numbers are not,
-/// so a stale reference is recognised instead of hitting the slot's next user.
-struct node_ref {
-  node_id id = no_node;
-  std::uint32_t serial = 0;
-  friend bool operator==(node_ref, node_ref) = default;
-};
-
 /// One task's live await-tree: an arena of nodes behind a lock.
 ///
 /// Lifetime is reference counted. References are held by the task's root
-/// (until it ends), by each thread-context entry that points into the tree, by
-/// snapshots in progress, and by the instrumented nodes that outlive the root,
-/// as a group. While the root lives it keeps the tree alive for its nodes, so
-/// adding and removing a node touches no atomic.
+/// (until it ends), by snapshots in progress, by context captures, and by the
+/// instrumented nodes that outlive the root, as a group. While the root lives
+/// it keeps the tree alive for its nodes, so adding and removing a node
+/// touches no atomic.
+///
+/// The last release does not free the tree: it goes back to a pool, its
+/// incarnation counted up. Positions held by threads and coroutines (see
+/// thread_context.hpp) may therefore outlive their tree without dangling;
+/// `is_open_at()` tells whether one still names this incarnation of a task
+/// that runs.
 ///
 /// Every member function except `create`, `acquire`, `release` and `lock`
 /// requires the mutex to be held by the caller.
 class tree_state {
  public:
   static tree_state* create(span root, const config& cfg) {
-    return new tree_state(std::move(root), cfg);
+    tree_state* t = pool::instance().take();
+    if (t == nullptr) t = new tree_state;
+    const auto lock = t->lock();
+    t->open(std::move(root), cfg);
+    return t;
   }
 
   tree_state(const tree_state&) = delete;
@@ -54,7 +57,12 @@ class tree_state {
 
   void acquire() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    {
+      const auto lock = this->lock();
+      retire();
+    }
+    pool::instance().give_back(this);
   }
 
   [[nodiscard]] std::unique_lock<spin_mutex> lock() noexcept { return std::unique_lock(mutex_); }
@@ -66,6 +74,16 @@ class tree_state {
   [[nodiscard]] bool is_closed() const noexcept { return closed_; }
   [[nodiscard]] bool records(const span& s) const noexcept { return verbose_ || !s.is_verbose(); }
   [[nodiscard]] node_ref root() const noexcept { return {root_node, slots_[root_node].serial}; }
+
+  [[nodiscard]] std::uint32_t incarnation() const noexcept { return incarnation_; }
+  [[nodiscard]] position at(node_ref n) noexcept { return {this, incarnation_, n}; }
+  [[nodiscard]] position root_position() noexcept { return at(root()); }
+
+  /// Whether `p` names this incarnation while its task runs (its node may be
+  /// gone).
+  [[nodiscard]] bool is_open_at(const position& p) const noexcept {
+    return p.tree == this && p.incarnation == incarnation_ && !closed_;
+  }
 
   [[nodiscard]] bool contains(node_ref n) const noexcept {
     return n.id < slots_.size() && slots_[n.id].live && slots_[n.id].serial == n.serial;
@@ -84,8 +102,6 @@ class tree_state {
     s.label = label;
     s.start = clock_();
     s.order = next_order_++;
-    s.running = 0;
-    s.suspended_awaits = 0;
     link(id, contains(parent) ? parent.id : detached_container);
     ++instrumented_nodes_;
     return {id, s.serial};
@@ -100,7 +116,6 @@ class tree_state {
     }
     unlink(n.id);
     link(n.id, target);
-    slots_[n.id].suspended_awaits = 0;  // the abandoned await's suspension is over
   }
 
   void relabel(node_ref n, const span* label) noexcept { slots_[n.id].label = label; }
@@ -113,21 +128,6 @@ class tree_state {
     unlink(n.id);
     free_slot(n.id);
     return --instrumented_nodes_ == 0 && closed_;
-  }
-
-  /// Moves one thread's "execution is here" mark from `from` to `to`; either
-  /// may be stale or empty, in which case that side is skipped.
-  void move_running(node_ref from, node_ref to) noexcept {
-    if (contains(from)) --slots_[from.id].running;
-    if (contains(to)) ++slots_[to.id].running;
-  }
-
-  /// Counts an await made at `n` whose coroutine is now suspended (+1) or
-  /// resumed (-1). While any is, code running at `n` is not the awaiting
-  /// coroutine but the awaitable's own glue (a when_all branch finishing), so
-  /// `n` is not shown as current.
-  void count_suspended(node_ref n, int delta) noexcept {
-    if (contains(n)) slots_[n.id].suspended_awaits += static_cast<std::uint32_t>(delta);
   }
 
   /// Ends the task: no node is added from now on, and the root's subtrees are
@@ -158,10 +158,11 @@ class tree_state {
   template <class Visit>
   void walk(Visit visit) const {
     const std::chrono::nanoseconds now = clock_();
-    walk_subtree(root_node, now, visit);
+    const running_set running = running_nodes([](spin_mutex& m) { return detail::try_lock_briefly(m); });
+    walk_subtree(root_node, now, running, visit);
     for (node_id d = next_child_by_start(detached_container, no_node); d != no_node;
          d = next_child_by_start(detached_container, d)) {
-      walk_subtree(d, now, visit);
+      walk_subtree(d, now, running, visit);
     }
   }
 
@@ -184,9 +185,56 @@ class tree_state {
     node_id prev = no_node;
     node_id next = no_node;  // also links the free list
     std::uint32_t serial = 0;
-    std::uint32_t running = 0;           // context entries of threads executing here
-    std::uint32_t suspended_awaits = 0;  // see count_suspended
     bool live = false;
+  };
+
+  /// The nodes where threads run code of this tree now (see
+  /// thread_context.hpp), without allocating: a process has few threads in
+  /// one task at a time, and past the capacity a marker is left out.
+  struct running_set {
+    std::array<node_id, 32> ids{};
+    std::size_t size = 0;
+    [[nodiscard]] bool contains(node_id id) const noexcept {
+      return std::find(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(size), id) !=
+             ids.begin() + static_cast<std::ptrdiff_t>(size);
+    }
+  };
+
+  template <class LockList>
+  [[nodiscard]] running_set running_nodes(LockList lock_list) const {
+    running_set set;
+    thread_list::instance().for_each_running(this, incarnation_, lock_list, [&](node_ref n) {
+      if (contains(n) && set.size < set.ids.size()) set.ids[set.size++] = n.id;
+    });
+    return set;
+  }
+
+  /// Trees are recycled, never freed (see above).
+  class pool {
+   public:
+    static pool& instance() {
+      static pool* p = new pool;
+      return *p;
+    }
+    tree_state* take() noexcept {
+      const std::lock_guard lock(mutex_);
+      if (free_.empty()) return nullptr;
+      tree_state* t = free_.back();
+      free_.pop_back();
+      return t;
+    }
+    void give_back(tree_state* t) noexcept {
+      const std::lock_guard lock(mutex_);
+      try {
+        free_.push_back(t);
+      } catch (...) {
+        // No memory to remember it: the tree stays unused, never freed.
+      }
+    }
+
+   private:
+    spin_mutex mutex_;
+    std::vector<tree_state*> free_;
   };
 
  public:
@@ -194,11 +242,17 @@ class tree_state {
   static constexpr std::size_t bytes_per_node = sizeof(slot);
 
  private:
-  tree_state(span root, const config& cfg)
-      : root_span_(std::move(root).long_running()),
-        clock_(cfg.clock ? cfg.clock : &coarse_now),
-        threshold_(cfg.long_running_threshold),
-        verbose_(cfg.verbose) {
+  tree_state() = default;
+  ~tree_state() = delete;  // recycled, never freed
+
+  /// Starts an incarnation: a fresh tree whose only node is the root.
+  void open(span root, const config& cfg) {
+    root_span_ = std::move(root).long_running();
+    clock_ = cfg.clock ? cfg.clock : &coarse_now;
+    threshold_ = cfg.long_running_threshold;
+    verbose_ = cfg.verbose;
+    closed_ = false;
+    refs_.store(1, std::memory_order_relaxed);
     slots_.reserve(initial_capacity);
     slots_.resize(2);
     slots_[detached_container].live = true;
@@ -206,7 +260,17 @@ class tree_state {
     slots_[root_node].label = &root_span_;
     slots_[root_node].start = clock_();
   }
-  ~tree_state() = default;
+
+  /// Ends the incarnation: every position naming it is refused from now on.
+  void retire() noexcept {
+    ++incarnation_;
+    closed_ = true;
+    slots_.clear();
+    free_head_ = no_node;
+    instrumented_nodes_ = 0;
+    next_order_ = 1;
+    root_span_ = span("");
+  }
 
   node_id allocate() {
     if (free_head_ != no_node) {
@@ -272,10 +336,9 @@ class tree_state {
               });
   }
 
-  /// Whether code of the task runs at `id` itself, not in an await's glue.
-  [[nodiscard]] bool shows_current(node_id id) const noexcept {
-    const slot& s = slots_[id];
-    return id != root_node && s.running > 0 && s.suspended_awaits == 0;
+  /// Whether code of the task runs at `id` now; the root is never marked.
+  [[nodiscard]] static bool shows_current(node_id id, const running_set& running) noexcept {
+    return id != root_node && running.contains(id);
   }
 
   [[nodiscard]] bool starts_before(node_id a, node_id b) const noexcept {
@@ -300,11 +363,12 @@ class tree_state {
   /// Pre-order without a stack (so without allocating): down to the first
   /// child, else on past the subtree.
   template <class Visit>
-  void walk_subtree(node_id top, std::chrono::nanoseconds now, Visit& visit) const {
+  void walk_subtree(node_id top, std::chrono::nanoseconds now, const running_set& running,
+                    Visit& visit) const {
     std::uint32_t depth = 0;
     for (node_id n = top; n != no_node;) {
       const slot& s = slots_[n];
-      visit(node_view{n, *s.label, now - s.start, depth, shows_current(n),
+      visit(node_view{n, *s.label, now - s.start, depth, shows_current(n, running),
                       s.parent == detached_container});
       if (const node_id child = next_child_by_start(n, no_node); child != no_node) {
         n = child;
@@ -330,14 +394,15 @@ class tree_state {
 
   mutable spin_mutex mutex_;
   std::atomic<std::uint32_t> refs_{1};  // the root's
+  std::uint32_t incarnation_ = 0;
   std::vector<slot> slots_;
   node_id free_head_ = no_node;
   std::size_t instrumented_nodes_ = 0;
   std::uint64_t next_order_ = 1;
-  span root_span_;
-  clock_function clock_;
-  std::chrono::nanoseconds threshold_;
-  bool verbose_;
+  span root_span_{""};
+  clock_function clock_ = &coarse_now;
+  std::chrono::nanoseconds threshold_{};
+  bool verbose_ = false;
   bool closed_ = false;
 };
 
@@ -361,13 +426,15 @@ inline tree tree_state::snapshot() const {
   push_children(detached_container, 0, stack);
   std::rotate(stack.begin(), stack.begin() + 1, stack.end());  // the main tree first
 
+  const running_set running =
+      running_nodes([](spin_mutex& m) { return std::unique_lock<spin_mutex>(m); });
   node_id current = root_node;
   std::chrono::nanoseconds current_start = std::chrono::nanoseconds::min();
   while (!stack.empty()) {
     const pending_visit v = stack.back();
     stack.pop_back();
     const slot& s = slots_[v.id];
-    const bool is_current = shows_current(v.id);
+    const bool is_current = shows_current(v.id, running);
     if (is_current && s.start >= current_start) {
       current = v.id;
       current_start = s.start;

@@ -6,17 +6,16 @@
 // inline; each is a stack object, linked to the one it interrupted.
 
 #include <await_tree/asio/detail/task_state.hpp>
-#include <await_tree/context.hpp>
+#include <await_tree/detail/thread_context.hpp>
+#include <await_tree/detail/tree_state.hpp>
 
-#include <cstddef>
 
 namespace await_tree::asio::detail {
 
 struct activation {
-  task_state* task;               // kept alive by the executor running the handler
-  thread_id thread = nullptr;     // the awaitable thread running here, once an await saw it
-  activation* outer = nullptr;    // the activation this one interrupted
-  std::size_t context_depth = 0;  // the core context stack below this activation's entry
+  task_state* task;             // kept alive by the executor running the handler
+  thread_id thread = nullptr;   // the awaitable thread running here, once an await saw it
+  activation* outer = nullptr;  // the activation this one interrupted
 };
 
 inline activation*& innermost_activation() noexcept {
@@ -24,39 +23,39 @@ inline activation*& innermost_activation() noexcept {
   return innermost;
 }
 
-/// Runs a handler of `task` as an activation. It also enters the task in the
-/// core's context stack, so that `current_tree()` names the task.
+/// Runs a handler of `task` as an activation. It is also a window of the task
+/// in the core's thread context (see detail/thread_context.hpp), so that
+/// `current_tree()` names the task and the markers show where it runs.
 class activation_scope {
  public:
   explicit activation_scope(task_state& task) noexcept
-      : record_{&task, nullptr, innermost_activation(), stack().depth()} {
-    task.tree().acquire();  // the entry's reference
-    stack().push(core::context_entry::activation(&task.tree(), {}, nullptr));
+      : record_{&task, nullptr, innermost_activation()},
+        saved_(core::this_thread_context().here) {
+    core::this_thread_context().set(
+        {task.tree().at(core::node_ref{}), &record_, core::context_kind::window});
     innermost_activation() = &record_;
   }
   activation_scope(const activation_scope&) = delete;
   activation_scope& operator=(const activation_scope&) = delete;
   ~activation_scope() {
     innermost_activation() = record_.outer;
-    stack().truncate(record_.context_depth);  // uncounts the running position
+    core::this_thread_context().set(saved_);
   }
 
  private:
-  static core::context_stack& stack() noexcept { return core::context_stack::local(); }
   activation record_;
+  core::context_state saved_;
 };
 
 /// Records that `a`'s thread now runs at `position`, for the `<== current`
 /// marker. Requires the tree's mutex.
 inline void move_to(activation& a, thread_id thread, core::node_ref position) noexcept {
   a.thread = thread;
-  core::context_stack& stack = core::context_stack::local();
-  core::context_entry* e = stack.top();
-  // Only while the activation's own entry is the innermost one: code nested
+  core::thread_context& tc = core::this_thread_context();
+  // Only while the activation's own window is the thread's state: code nested
   // inside it (a core task resumed inline) keeps its own position.
-  if (stack.depth() != a.context_depth + 1 || e->tree != &a.task->tree()) return;
-  a.task->tree().move_running(e->node, position);
-  e->node = position;
+  if (tc.here.kind != core::context_kind::window || tc.here.frame != &a) return;
+  tc.set({a.task->tree().at(position), &a, core::context_kind::window});
 }
 
 }  // namespace await_tree::asio::detail

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// What the code running on this thread belongs to: the thread half of the
+// context model (context.hpp states the contract; promise.hpp and
+// suspension.hpp keep it).
+//
+// A coroutine's own position lives in its frame (the promise of an
+// integrated coroutine, an instrumented awaiter's node), so it is right
+// wherever and by whomever the coroutine is resumed. The thread-local state
+// below only says what runs *now*, and which position a coroutine that starts
+// now takes. It is one trivially constructible struct, read and written only
+// by out-of-line functions: clang before 19 caches a thread-local's address
+// across a suspension point in a coroutine body (LLVM #47179).
+//
+// States (`here.kind`), who sets them, and who may rely on them:
+//
+// | kind      | meaning                                       | set by                          | trusted by              |
+// |-----------|-----------------------------------------------|---------------------------------|-------------------------|
+// | none      | nothing known                                 | start, or what is given back    | -                       |
+// | running   | integrated coroutine `frame` runs at `at`     | its start and every resumption  | everyone                |
+// | window    | a bracketed region of the task at `at`: an    | integrated await_suspend, root, | everyone                |
+// |           | await_suspend of `frame`, or a context_scope  | context_scope; undone on exit   |                         |
+// | for_frame | coroutine `frame` (only) starts or runs at    | a hand-off by symmetric         | the coroutine `frame`   |
+// |           | `at`                                          | transfer; a plain coroutine's   |                         |
+// |           |                                               | instrumented await              |                         |
+//
+// Only `running` and `window` say that code of the task runs at `at`: they
+// are published for the `<== current` markers and answer current_tree().
+// Every state is validated against the tree before use (the tree's
+// incarnation and the node's serial), so a state left behind by code the
+// library cannot see names at worst a node that is gone: it is refused.
+
+#include <await_tree/detail/spin_mutex.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace await_tree::detail {
+
+class tree_state;
+
+using node_id = std::uint32_t;
+
+/// Names one incarnation of a node: slots are reused, serial numbers are not,
+/// so a stale reference is recognised instead of hitting the slot's next user.
+struct node_ref {
+  node_id id = static_cast<node_id>(-1);
+  std::uint32_t serial = 0;
+  friend bool operator==(node_ref, node_ref) = default;
+};
+
+/// A node of one incarnation of a tree: trees are pooled and never freed, so
+/// `tree` always points at a tree_state, which is the one meant while its
+/// incarnation matches (checked under its lock).
+struct position {
+  tree_state* tree = nullptr;
+  std::uint32_t incarnation = 0;
+  node_ref node;
+  [[nodiscard]] bool empty() const noexcept { return tree == nullptr; }
+  friend bool operator==(const position&, const position&) = default;
+};
+
+enum class context_kind : std::uint8_t { none, running, window, for_frame, handback };
+
+struct context_state {
+  position at;
+  const void* frame = nullptr;
+  context_kind kind = context_kind::none;
+  // For a handback: the state handed back, at `at`, to whoever `frame` returns to.
+  context_kind origin_kind = context_kind::none;
+  const void* origin_frame = nullptr;
+
+  [[nodiscard]] bool says_task_runs() const noexcept {
+    return kind == context_kind::running || kind == context_kind::window;
+  }
+  /// Whether a coroutine `self` may take `at` as its own position.
+  [[nodiscard]] bool vouches_for(const void* self) const noexcept {
+    return says_task_runs() || (kind == context_kind::for_frame && frame == self) ||
+           (kind == context_kind::handback && origin_frame == self);
+  }
+  /// `s`, handed back to its coroutine through the coroutine `next`.
+  [[nodiscard]] static context_state handback(const context_state& s, const void* next) noexcept {
+    return {s.at, next, context_kind::handback, s.kind, s.frame};
+  }
+  /// The state a handback hands back.
+  [[nodiscard]] context_state origin() const noexcept { return {at, origin_frame, origin_kind}; }
+};
+
+/// `here`, published for other threads' snapshots behind a sequence counter
+/// (odd while being written).
+struct published_position {
+  std::atomic<std::uint32_t> sequence{0};
+  std::atomic<tree_state*> tree{nullptr};
+  std::atomic<std::uint32_t> incarnation{0};
+  std::atomic<std::uint64_t> node{0};
+
+  void store(const context_state& s) noexcept {
+    const std::uint32_t seq = sequence.load(std::memory_order_relaxed);
+    sequence.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    const bool runs = s.says_task_runs();
+    tree.store(runs ? s.at.tree : nullptr, std::memory_order_relaxed);
+    incarnation.store(s.at.incarnation, std::memory_order_relaxed);
+    node.store(pack(s.at.node), std::memory_order_relaxed);
+    sequence.store(seq + 2, std::memory_order_release);
+  }
+
+  /// The position another thread published for `t`'s incarnation `inc`, if
+  /// it reads consistently.
+  [[nodiscard]] bool read(const tree_state* t, std::uint32_t inc, node_ref& out) const noexcept {
+    const std::uint32_t before = sequence.load(std::memory_order_acquire);
+    if (before % 2 != 0) return false;
+    const bool mine = tree.load(std::memory_order_relaxed) == t &&
+                      incarnation.load(std::memory_order_relaxed) == inc;
+    const std::uint64_t packed = node.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (!mine || sequence.load(std::memory_order_relaxed) != before) return false;
+    out = {static_cast<node_id>(packed >> 32), static_cast<std::uint32_t>(packed)};
+    return true;
+  }
+
+ private:
+  static std::uint64_t pack(node_ref n) noexcept {
+    return (std::uint64_t{n.id} << 32) | n.serial;
+  }
+};
+
+/// A state handed along a symmetric transfer to the coroutine `frame`: what
+/// the activation gives back when that coroutine suspends.
+struct carried_state {
+  const void* frame = nullptr;
+  context_state state;
+};
+
+/// One thread's context: what runs now, and the states carried to integrated
+/// coroutines that have not taken theirs yet (they take it at their first
+/// await or at their end), innermost last. Nested activations (an event set
+/// in a coroutine's first lines, waking another task inline) carry their own
+/// above the ones that wait.
+struct thread_context {
+  context_state here;
+  std::array<carried_state, 4> carried{};
+  std::uint32_t carried_count = 0;
+  published_position published;
+  bool listed = false;
+
+  void set(const context_state& s) noexcept {
+    const bool was_published = here.says_task_runs();
+    here = s;
+    if (was_published || s.says_task_runs()) publish();
+  }
+
+  /// Past the capacity the oldest goes: its coroutine then gives back
+  /// nothing.
+  void carry(const context_state& s, const void* next) noexcept {
+    if (carried_count == carried.size()) {
+      std::move(carried.begin() + 1, carried.end(), carried.begin());
+      --carried_count;
+    }
+    carried[carried_count++] = {next, s};
+  }
+
+  /// What a coroutine `self` starting or resuming now gives back when it
+  /// next suspends: what was carried or handed back to it, else what ran
+  /// before it (never its own state: that was handed to it by a transfer
+  /// whose carried state is gone).
+  [[nodiscard]] context_state take_resumer(const void* self) noexcept {
+    for (std::uint32_t i = carried_count; i-- > 0;) {
+      if (carried[i].frame == self) {
+        carried_count = i;  // those above belong to activations that have ended
+        return carried[i].state;
+      }
+    }
+    if (here.kind == context_kind::handback && here.frame == self) return here.origin();
+    return here.frame == self ? context_state{} : here;
+  }
+
+ private:
+  void publish() noexcept;
+};
+
+/// The threads that have published a position, for snapshots. Never freed:
+/// threads may still leave it while the process exits.
+class thread_list {
+ public:
+  static thread_list& instance() {
+    static thread_list* list = new thread_list;
+    return *list;
+  }
+
+  void add(thread_context* t) {
+    const std::lock_guard lock(mutex_);
+    threads_.push_back(t);
+  }
+  void remove(thread_context* t) noexcept {
+    const std::lock_guard lock(mutex_);
+    std::erase(threads_, t);
+  }
+
+  /// Calls `mark(node_ref)` for each thread running code of `t`'s
+  /// incarnation `inc` now. `lock_list` takes the list's mutex
+  /// (try_lock_briefly in the crash handlers).
+  template <class Lock, class Mark>
+  void for_each_running(const tree_state* t, std::uint32_t inc, Lock lock_list,
+                        Mark mark) const {
+    const auto lock = lock_list(mutex_);
+    if (!lock.owns_lock()) return;
+    for (const thread_context* c : threads_) {
+      node_ref n;
+      if (c->published.read(t, inc, n)) mark(n);
+    }
+  }
+
+ private:
+  mutable spin_mutex mutex_;
+  std::vector<thread_context*> threads_;
+};
+
+/// Takes the calling thread off the list when it exits.
+struct thread_listing {
+  thread_context* context;
+  ~thread_listing() { thread_list::instance().remove(context); }
+};
+
+[[gnu::noinline]] inline void list_this_thread(thread_context& c) {
+  thread_list::instance().add(&c);
+  c.listed = true;
+  static thread_local thread_listing listing{&c};
+}
+
+inline void thread_context::publish() noexcept {
+  if (!listed) {
+    try {
+      list_this_thread(*this);
+    } catch (...) {
+      return;  // no memory for the list: this thread's markers are not shown
+    }
+  }
+  published.store(here);
+}
+
+/// This thread's context. Out of line, so that no coroutine body caches its
+/// address across a suspension (see above); initial-exec, so that a
+/// position-independent build reads it with one %fs-relative load.
+[[gnu::noinline]] inline thread_context& this_thread_context() noexcept {
+  [[gnu::tls_model("initial-exec")]] constinit static thread_local thread_context context;
+  return context;
+}
+
+}  // namespace await_tree::detail

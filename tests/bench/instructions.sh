@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Counts the instructions one operation costs, plain and instrumented, with
+# valgrind's callgrind: deterministic for one binary, whatever else the machine
+# is doing, so the figures can be compared between runs and machines of one
+# compiler. Each workload of tests/bench/instructions.cpp runs for N and 2N
+# operations; Ir per operation is (Ir(2N) - Ir(N)) / N.
+#
+#   tests/bench/instructions.sh [--check] [N]     (N defaults to 2000)
+#
+# Builds build/instructions (GCC, Release). Prints a Markdown table of
+# instructions per operation and the budget of each row (the context-core
+# issue's). With --check, exits 1 when a row is over its budget.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+dir="$repo_root/build/instructions"
+check=0
+if [[ "${1:-}" == "--check" ]]; then
+  check=1
+  shift
+fi
+n="${1:-2000}"
+
+cmake -S "$repo_root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ \
+  -DAWAIT_TREE_BUILD_BENCHMARKS=ON -DAWAIT_TREE_BUILD_TESTS=OFF \
+  -DAWAIT_TREE_BUILD_EXAMPLES=OFF -DAWAIT_TREE_ASIO=OFF >/dev/null
+cmake --build "$dir" --target instructions >/dev/null
+program="$dir/tests/bench/instructions"
+
+# Total instructions of one run, as callgrind counts them.
+instructions_of() {
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$program" "$@" 2>&1 >/dev/null |
+    sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+
+# Instructions per operation of one workload variant.
+per_operation() {
+  local once twice
+  once="$(instructions_of "$1" "$2" "$n")"
+  twice="$(instructions_of "$1" "$2" "$((2 * n))")"
+  echo "$(((twice - once) / n))"
+}
+
+# workload | what it measures | budget of the extra instructions per operation
+rows=(
+  "child_in_task|instrumented await of a child that completes at once, in a task|180"
+  "join_of_yields|join(fut1: yield; fut2: yield, yield), 3 instrumented, per join|700"
+  "outside_task_fresh|instrumented await outside any task, fresh thread|25"
+  "outside_task_after_tasks|the same on a thread that earlier ran registered tasks|25"
+  "plain_await_with_mixin|plain await in a coroutine whose promise derives from promise_mixin|60"
+)
+
+over=0
+echo "| operation | plain Ir | instrumented Ir | extra Ir | budget |"
+echo "|---|---|---|---|---|"
+for row in "${rows[@]}"; do
+  IFS='|' read -r workload what budget <<<"$row"
+  plain="$(per_operation "$workload" plain)"
+  instrumented="$(per_operation "$workload" instrumented)"
+  extra=$((instrumented - plain))
+  verdict="<= $budget"
+  if ((extra > budget)); then
+    verdict="<= $budget (over)"
+    over=1
+  fi
+  echo "| $what | $plain | $instrumented | +$extra | $verdict |"
+done
+
+if ((check && over)); then
+  echo "instructions: some operation is over its budget" >&2
+  exit 1
+fi
