@@ -25,12 +25,20 @@ namespace {
 struct integrated {
   template <class T = void>
   using task = rt::task<T>;
+  template <class... A>
+  static auto when_all(A&&... a) {
+    return rt::when_all(std::forward<A>(a)...);
+  }
   static constexpr bool exact = true;
 };
 
 struct not_integrated {
   template <class T = void>
   using task = rt::plain_task<T>;
+  template <class... A>
+  static auto when_all(A&&... a) {
+    return rt::plain_when_all(std::forward<A>(a)...);
+  }
   static constexpr bool exact = false;
 };
 
@@ -53,9 +61,9 @@ TEMPLATE_TEST_CASE("a task that wakes another's branch inline keeps its own node
   rt::executor ex(true);
   rt::event ev;
   auto joiner = [&]() -> task {
-    co_await instrument(
-        rt::when_all(instrument(ev.wait(), "j waits"), instrument(ex.sleep(10ms), "j sleeps")),
-        "join");
+    co_await instrument(TestType::when_all(instrument(ev.wait(), "j waits"),
+                                           instrument(ex.sleep(10ms), "j sleeps")),
+                        "join");
   };
   auto setter = [&]() -> task {
     co_await instrument(ex.sleep(1ms), "s first");
@@ -111,8 +119,8 @@ TEMPLATE_TEST_CASE("a join of plain yields shows its branches side by side", "[c
   };
   auto body = [&]() -> task {
     for (int i = 0; i < 3; ++i) {
-      co_await instrument(rt::when_all(instrument(fut1(), "fut1"), instrument(fut2(), "fut2")),
-                          "join");
+      co_await instrument(
+          TestType::when_all(instrument(fut1(), "fut1"), instrument(fut2(), "fut2")), "join");
     }
   };
   rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
@@ -136,7 +144,7 @@ TEMPLATE_TEST_CASE("a thread that woke a task from outside any task stays outsid
   rt::executor ex(true);
   rt::event ev;
   auto body = [&]() -> task {
-    co_await instrument(rt::when_all(instrument(ev.wait(), "branch"), ex.sleep(5ms)), "join");
+    co_await instrument(TestType::when_all(instrument(ev.wait(), "branch"), ex.sleep(5ms)), "join");
   };
   rt::spawn(ex, reg.register_task(0, "root").instrument(body()));
   ex.run_until(0ms);

@@ -51,10 +51,10 @@ struct totals {
 
 /// Runs the program of `seed`; an empty string when it matches the model
 /// throughout, else the failure report.
-std::string check_program(std::uint64_t seed, totals& sum) {
+std::string check_program(std::uint64_t seed, totals& sum, model::integration mode) {
   model::choice_source choices(seed);
   const model::program p = model::generator(choices).generate();
-  model::interpreter run(p, choices);
+  model::interpreter run(p, choices, mode);
   const std::optional<model::mismatch> found = run.run();
   ++sum.programs;
   sum.steps += run.counts().steps;
@@ -66,12 +66,11 @@ std::string check_program(std::uint64_t seed, totals& sum) {
          "\nexpected:\n" + found->expected.to_string() + "actual:\n" + found->actual;
 }
 
-}  // namespace
-
-TEST_CASE("random programs: every snapshot matches the reference model", "[model]") {
+/// Runs the random programs (or the one of AWAIT_TREE_MODEL_SEED) in `mode`.
+void check_random_programs(model::integration mode) {
   totals sum;
   if (const auto seed = from_env("AWAIT_TREE_MODEL_SEED")) {
-    const std::string failure = check_program(*seed, sum);
+    const std::string failure = check_program(*seed, sum, mode);
     INFO(failure);
     CHECK(failure.empty());
     return;
@@ -80,7 +79,7 @@ TEST_CASE("random programs: every snapshot matches the reference model", "[model
   const std::uint64_t programs = from_env("AWAIT_TREE_MODEL_PROGRAMS").value_or(default_programs);
   std::uint64_t failures = 0;
   for (std::uint64_t i = 0; i < programs && failures < 3; ++i) {
-    const std::string failure = check_program(base + i, sum);
+    const std::string failure = check_program(base + i, sum, mode);
     if (!failure.empty()) {
       ++failures;
       FAIL_CHECK(failure);
@@ -88,6 +87,16 @@ TEST_CASE("random programs: every snapshot matches the reference model", "[model
   }
   std::cout << "model: " << sum.programs << " programs, " << sum.steps << " steps, "
             << sum.snapshots << " snapshots compared\n";
+}
+
+}  // namespace
+
+TEST_CASE("random programs: every snapshot matches the reference model", "[model]") {
+  check_random_programs(model::integration::promise_mixin);
+}
+
+TEST_CASE("random programs without integration: no snapshot is ever wrong", "[model]") {
+  check_random_programs(model::integration::none);
 }
 
 namespace {
@@ -215,7 +224,8 @@ traced_task<> plain_then_instrumented(rt::event& e) {
   co_await await_tree::instrument(e.wait(), "spawned waits");
 }
 
-model::interpret::detached_work start_plain_child_work(rt::event& e) {
+model::interpret::coroutines<await_tree::promise_mixin>::detached_work start_plain_child_work(
+    rt::event& e) {
   co_await plain_then_instrumented(e);
 }
 
@@ -260,7 +270,7 @@ TEST_CASE("regression: activations of different threads never share an epoch",
           "[model][regression]") {
   totals sum;
   for (const std::uint64_t seed : {20330335, 20339585, 20348594}) {
-    const std::string failure = check_program(seed, sum);
+    const std::string failure = check_program(seed, sum, model::integration::promise_mixin);
     INFO(failure);
     CHECK(failure.empty());
   }

@@ -21,10 +21,11 @@ namespace detail {
 /// Runs one child; when it finishes, tells its combinator, which may hand
 /// back the coroutine to continue with (the parent, when this was the last or
 /// the first child, depending on the combinator).
-template <class Join>
+template <class Join, class PromiseBase>
 struct branch {
-  // Integrated like the task type: a branch is the task's own code.
-  struct promise_type : await_tree::promise_mixin {
+  // Integrated like the task type (PromiseBase): a branch is the task's own
+  // code.
+  struct promise_type : PromiseBase {
     Join* join = nullptr;
     std::size_t index = 0;
 
@@ -49,7 +50,7 @@ struct branch {
 /// `Awaitable` is a reference for an lvalue argument: the branch then awaits
 /// the caller's object, as `co_await x` would.
 template <class Join, class Awaitable>
-branch<Join> run_branch(Awaitable awaitable) {
+branch<Join, typename Join::promise_base> run_branch(Awaitable awaitable) {
   co_await std::forward<Awaitable>(awaitable);
 }
 
@@ -58,6 +59,8 @@ branch<Join> run_branch(Awaitable awaitable) {
 /// awaitable (and wrapped by await_tree::instrument).
 template <class Join>
 class branch_set {
+  using branch_type = branch<Join, typename Join::promise_base>;
+
  public:
   branch_set() = default;
   branch_set(branch_set&& other) noexcept
@@ -68,7 +71,7 @@ class branch_set {
   ~branch_set() {
     for (auto h : handles_) h.destroy();
   }
-  void add(branch<Join> b) {
+  void add(branch_type b) {
     handles_.push_back(b.handle);
     errors_.emplace_back();
   }
@@ -85,12 +88,15 @@ class branch_set {
   [[nodiscard]] const std::exception_ptr& error(std::size_t i) const noexcept { return errors_[i]; }
 
  private:
-  std::vector<std::coroutine_handle<typename branch<Join>::promise_type>> handles_;
+  std::vector<std::coroutine_handle<typename branch_type::promise_type>> handles_;
   std::vector<std::exception_ptr> errors_;
 };
 
+template <class PromiseBase>
 class all_join {
  public:
+  using promise_base = PromiseBase;
+
   template <class... Awaitables>
   explicit all_join(Awaitables&&... awaitables) {
     (branches_.add(run_branch<all_join, Awaitables>(std::forward<Awaitables>(awaitables))), ...);
@@ -124,8 +130,11 @@ class all_join {
   std::atomic<std::size_t> remaining_{0};
 };
 
+template <class PromiseBase>
 class any_join {
  public:
+  using promise_base = PromiseBase;
+
   template <class... Awaitables>
   explicit any_join(Awaitables&&... awaitables) {
     (branches_.add(run_branch<any_join, Awaitables>(std::forward<Awaitables>(awaitables))), ...);
@@ -170,16 +179,26 @@ class any_join {
 
 /// Awaits every awaitable, started in order; rethrows the first exception.
 template <class... Awaitables>
-detail::all_join when_all(Awaitables&&... awaitables) {
-  return detail::all_join(std::forward<Awaitables>(awaitables)...);
+detail::all_join<await_tree::promise_mixin> when_all(Awaitables&&... awaitables) {
+  return detail::all_join<await_tree::promise_mixin>(std::forward<Awaitables>(awaitables)...);
 }
 
 /// Awaits the first awaitable to finish and returns its index; the others are
 /// cancelled when the awaitable returned here is destroyed (at the end of the
 /// `co_await` expression).
 template <class... Awaitables>
-detail::any_join when_any(Awaitables&&... awaitables) {
-  return detail::any_join(std::forward<Awaitables>(awaitables)...);
+detail::any_join<await_tree::promise_mixin> when_any(Awaitables&&... awaitables) {
+  return detail::any_join<await_tree::promise_mixin>(std::forward<Awaitables>(awaitables)...);
+}
+
+/// when_all and when_any of a runtime that knows nothing of await-tree.
+template <class... Awaitables>
+detail::all_join<no_mixin> plain_when_all(Awaitables&&... awaitables) {
+  return detail::all_join<no_mixin>(std::forward<Awaitables>(awaitables)...);
+}
+template <class... Awaitables>
+detail::any_join<no_mixin> plain_when_any(Awaitables&&... awaitables) {
+  return detail::any_join<no_mixin>(std::forward<Awaitables>(awaitables)...);
 }
 
 }  // namespace rt

@@ -52,8 +52,9 @@ class task_context {
 
   [[gnu::noinline]] static task_context capture() {
     task_context ctx;
-    const detail::context_state& here = detail::this_thread_context().here;
-    if (!here.says_task_runs() || here.at.empty()) return ctx;
+    const detail::thread_context& tc = detail::this_thread_context();
+    const detail::context_state& here = tc.here;
+    if (!tc.says_task_runs() || here.at.empty()) return ctx;
     detail::tree_state& t = *here.at.tree;
     const auto lock = t.lock();
     if (t.is_open_at(here.at)) {

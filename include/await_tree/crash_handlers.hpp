@@ -78,8 +78,8 @@ inline void write_terminate_dump(int fd) {
   fd_writer out(fd, buffer.data(), buffer.size());
   out += "await-tree: std::terminate called";
   describe_terminate_cause(out);
-  const context_state& here = this_thread_context().here;
-  tree_state* own = here.says_task_runs() ? here.at.tree : nullptr;
+  const thread_context& tc = this_thread_context();
+  tree_state* own = tc.says_task_runs() ? tc.here.at.tree : nullptr;
   if (own != nullptr) {
     out += "await-tree: the terminating thread's task:\n";
     write_tree(out, *own);

@@ -92,8 +92,9 @@ class registry {
 /// The calling task's tree, when the calling code runs inside a task: in an
 /// integrated coroutine, or in a bracketed region of a task (see context.hpp).
 [[gnu::noinline]] [[nodiscard]] inline std::optional<tree> current_tree() {
-  const detail::context_state& here = detail::this_thread_context().here;
-  if (!here.says_task_runs() || here.at.empty()) return std::nullopt;
+  const detail::thread_context& tc = detail::this_thread_context();
+  const detail::context_state& here = tc.here;
+  if (!tc.says_task_runs() || here.at.empty()) return std::nullopt;
   detail::tree_state& t = *here.at.tree;
   const auto lock = t.lock();
   if (!t.is_open_at(here.at)) return std::nullopt;

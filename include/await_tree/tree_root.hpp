@@ -95,7 +95,7 @@ inline tree_state* tree_of(const tree_root& root) noexcept { return root.tree_; 
 /// bracketed region of the task, for whatever the await starts.
 [[gnu::noinline]] inline suspension begin_root(tree_state& t, const void* self) noexcept {
   thread_context& tc = this_thread_context();
-  const suspension s{tc.here, tc.here, t.root_position(), self};
+  const suspension s{tc.here, tc.here, t.root_position(), true};
   tc.set({s.at, self, context_kind::window});
   return s;
 }

@@ -6,6 +6,10 @@
 //
 //   instructions WORKLOAD plain|instrumented OPS
 //   instructions --list
+//
+// "plain" is the program without await-tree: the examples' task type
+// without integration (rt::plain_task) and plain awaits. "instrumented" is
+// the integrated task type (rt::task) with the awaits instrumented.
 
 #include <await_tree/await_tree.hpp>
 
@@ -22,19 +26,23 @@ using await_tree::instrument;
 
 namespace {
 
-using mixin_task = rt::basic_task<void, await_tree::promise_mixin>;
+template <bool Instrumented, class T = void>
+using task_of = std::conditional_t<Instrumented, rt::task<T>, rt::plain_task<T>>;
 
-rt::task<int> ready_child(int i) { co_return i; }
+template <bool Instrumented>
+task_of<Instrumented, int> ready_child(int i) {
+  co_return i;
+}
 
 /// Awaits a child that completes at once, `ops` times.
 template <bool Instrumented>
-rt::task<> await_children(std::size_t ops) {
+task_of<Instrumented> await_children(std::size_t ops) {
   int sum = 0;
   for (std::size_t i = 0; i < ops; ++i) {
     if constexpr (Instrumented) {
-      sum += co_await instrument(ready_child(static_cast<int>(i)), "child");
+      sum += co_await instrument(ready_child<true>(static_cast<int>(i)), "child");
     } else {
-      sum += co_await ready_child(static_cast<int>(i));
+      sum += co_await ready_child<false>(static_cast<int>(i));
     }
   }
   if (sum == -1) std::puts("unreachable: keeps the loop");
@@ -42,43 +50,59 @@ rt::task<> await_children(std::size_t ops) {
 
 /// Runs `body` to completion on this thread, under a registered root when
 /// `registry` is given.
-void run_to_end(rt::task<> body, await_tree::registry* registry) {
+template <class Task>
+void run_to_end(Task body, await_tree::registry* registry) {
   if (registry == nullptr) {
     body.start();
     return;
   }
-  auto drive = [](auto awaitable) -> rt::task<> { co_await std::move(awaitable); };
-  rt::task<> root = drive(registry->register_task(0, "bench").instrument(std::move(body)));
+  auto drive = [](auto awaitable) -> rt::plain_task<> { co_await std::move(awaitable); };
+  rt::plain_task<> root = drive(registry->register_task(0, "bench").instrument(std::move(body)));
   root.start();
+}
+
+template <bool Instrumented>
+void await_children_to_end(std::size_t ops, await_tree::registry* registry) {
+  run_to_end(await_children<Instrumented>(ops), registry);
 }
 
 /// Row 1: an instrumented await of a child that completes at once, in a task.
 void child_in_task(bool instrumented, std::size_t ops) {
   await_tree::registry reg;
-  run_to_end(instrumented ? await_children<true>(ops) : await_children<false>(ops), &reg);
+  if (instrumented) {
+    await_children_to_end<true>(ops, &reg);
+  } else {
+    await_children_to_end<false>(ops, &reg);
+  }
 }
 
 /// Row 2: the Rust crate's `basic` shape, join(fut1: yield; fut2: yield,
 /// yield) with the join and both futures instrumented, `ops` joins.
+template <bool Instrumented>
+task_of<Instrumented> joins_of_yields(rt::executor& ex, std::size_t ops) {
+  auto fut1 = [&]() -> task_of<Instrumented> { co_await ex.yield(); };
+  auto fut2 = [&]() -> task_of<Instrumented> {
+    co_await ex.yield();
+    co_await ex.yield();
+  };
+  for (std::size_t i = 0; i < ops; ++i) {
+    if constexpr (Instrumented) {
+      co_await instrument(rt::when_all(instrument(fut1(), "fut1"), instrument(fut2(), "fut2")),
+                          "join");
+    } else {
+      co_await rt::plain_when_all(fut1(), fut2());
+    }
+  }
+}
+
 void join_of_yields(bool instrumented, std::size_t ops) {
   await_tree::registry reg;
   rt::executor ex;
-  auto body = [&]() -> rt::task<> {
-    auto fut1 = [&]() -> rt::task<> { co_await ex.yield(); };
-    auto fut2 = [&]() -> rt::task<> {
-      co_await ex.yield();
-      co_await ex.yield();
-    };
-    for (std::size_t i = 0; i < ops; ++i) {
-      if (instrumented) {
-        co_await instrument(rt::when_all(instrument(fut1(), "fut1"), instrument(fut2(), "fut2")),
-                            "join");
-      } else {
-        co_await rt::when_all(fut1(), fut2());
-      }
-    }
-  };
-  rt::spawn(ex, reg.register_task(0, "bench").instrument(body()));
+  if (instrumented) {
+    rt::spawn(ex, reg.register_task(0, "bench").instrument(joins_of_yields<true>(ex, ops)));
+  } else {
+    rt::spawn(ex, reg.register_task(0, "bench").instrument(joins_of_yields<false>(ex, ops)));
+  }
   ex.run();
 }
 
@@ -86,7 +110,11 @@ void join_of_yields(bool instrumented, std::size_t ops) {
 /// a task.
 void outside_task_fresh(bool instrumented, std::size_t ops) {
   std::thread([&] {
-    run_to_end(instrumented ? await_children<true>(ops) : await_children<false>(ops), nullptr);
+    if (instrumented) {
+      await_children_to_end<true>(ops, nullptr);
+    } else {
+      await_children_to_end<false>(ops, nullptr);
+    }
   }).join();
 }
 
@@ -95,29 +123,28 @@ void outside_task_fresh(bool instrumented, std::size_t ops) {
 void outside_task_after_tasks(bool instrumented, std::size_t ops) {
   std::thread([&] {
     join_of_yields(true, 8);
-    run_to_end(instrumented ? await_children<true>(ops) : await_children<false>(ops), nullptr);
+    if (instrumented) {
+      await_children_to_end<true>(ops, nullptr);
+    } else {
+      await_children_to_end<false>(ops, nullptr);
+    }
   }).join();
 }
 
-mixin_task ready_mixin_child() { co_return; }
-rt::task<> ready_plain_child() { co_return; }
-
-template <class Task, class Child>
-Task await_plain_children(std::size_t ops, Child child) {
-  for (std::size_t i = 0; i < ops; ++i) co_await child();
+template <bool Integrated>
+task_of<Integrated> await_plain_children(std::size_t ops) {
+  for (std::size_t i = 0; i < ops; ++i) co_await ready_child<Integrated>(0);
 }
 
 /// Row 5: a plain await of a child that completes at once, in a task, from a
-/// coroutine whose promise derives from promise_mixin (instrumented) or not.
+/// coroutine of the integrated task type (instrumented) or not.
 void plain_await_with_mixin(bool instrumented, std::size_t ops) {
   await_tree::registry reg;
-  auto drive = [](auto awaitable) -> rt::task<> { co_await std::move(awaitable); };
-  rt::task<> root = instrumented
-                        ? drive(reg.register_task(0, "bench").instrument(
-                              await_plain_children<mixin_task>(ops, &ready_mixin_child)))
-                        : drive(reg.register_task(0, "bench").instrument(
-                              await_plain_children<rt::task<>>(ops, &ready_plain_child)));
-  root.start();
+  if (instrumented) {
+    run_to_end(await_plain_children<true>(ops), &reg);
+  } else {
+    run_to_end(await_plain_children<false>(ops), &reg);
+  }
 }
 
 struct workload {

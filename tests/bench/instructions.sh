@@ -47,7 +47,7 @@ rows=(
   "join_of_yields|join(fut1: yield; fut2: yield, yield), 3 instrumented, per join|700"
   "outside_task_fresh|instrumented await outside any task, fresh thread|25"
   "outside_task_after_tasks|the same on a thread that earlier ran registered tasks|25"
-  "plain_await_with_mixin|plain await in a coroutine whose promise derives from promise_mixin|60"
+  "plain_await_with_mixin|plain await of a child that completes at once, integrated task type|60"
 )
 
 over=0

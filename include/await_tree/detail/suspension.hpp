@@ -95,8 +95,8 @@ class node_owner {
 
 /// An integrated coroutine's part of the context, in its promise.
 struct coroutine_context {
-  position home;           // where its awaits attach; empty outside any task
-  context_state resumer;   // what its activation gives back to the thread
+  position home;          // where its awaits attach; empty outside any task
+  context_state resumer;  // what its activation gives back to the thread
   bool started = false;
 };
 
@@ -115,10 +115,10 @@ inline handoff classify(std::coroutine_handle<> next, std::coroutine_handle<> se
 
 /// What an await_suspend keeps on the real stack across the hand-off.
 struct suspension {
-  context_state before;     // the thread's state when the await began
-  context_state give_back;  // the thread's state once the coroutine suspended
-  position at;              // where code started inside the await belongs
-  const void* self;
+  context_state before;            // the thread's state when the await began
+  context_state give_back;         // the thread's state once the coroutine suspended
+  position at;                     // where code started inside the await belongs
+  bool changed = false;            // whether the thread's state changed before the hand-off
   bool starts_integrated = false;  // a transfer goes to an integrated coroutine
 };
 
@@ -126,29 +126,29 @@ struct suspension {
 /// for it, and what it gives back when it suspends.
 inline void start(coroutine_context& c, thread_context& tc, const void* self) noexcept {
   c.started = true;
-  c.home = tc.here.vouches_for(self) ? tc.here.at : position{};
+  c.home = tc.vouches_for(self) ? tc.here.at : position{};
   c.resumer = tc.take_resumer(self);
   tc.set({c.home, self, context_kind::running});
 }
 
-/// Before the hand-off of an integrated coroutine's await, with an optional
-/// node. Code started inside the await belongs under the node (or the
-/// coroutine's position, for a plain await).
-[[gnu::noinline]] inline suspension begin_integrated(coroutine_context& c, node_owner* owner,
-                                                    const void* self) {
+/// Before the hand-off of an integrated coroutine's await. A plain await
+/// leaves the thread as it is: code started inside it belongs where the
+/// coroutine runs. An instrumented one attaches its node there (or under the
+/// node of the await it is nested in) and makes it a window for that code.
+[[gnu::noinline]] inline void begin_integrated(coroutine_context& c, node_owner* owner,
+                                               const void* self, suspension& s) {
   thread_context& tc = this_thread_context();
   if (!c.started) start(c, tc, self);
-  // Inside another of this coroutine's awaits (nested instrumented wrappers),
-  // attach under that await's node.
+  s.give_back = c.resumer;
+  s.at = c.home;
+  if (owner == nullptr) return;
   const bool nested = tc.here.kind == context_kind::window && tc.here.frame == self;
-  position at = nested ? tc.here.at : c.home;
-  if (owner != nullptr) {
-    const position node = owner->attach(at, true);
-    if (!node.empty()) at = node;
-  }
-  const suspension s{tc.here, c.resumer, at, self};
-  tc.set({at, self, context_kind::window});
-  return s;
+  const position node = owner->attach(nested ? tc.here.at : c.home, true);
+  if (node.empty()) return;
+  s.before = tc.here;
+  s.at = node;
+  s.changed = true;
+  tc.set({node, self, context_kind::window});
 }
 
 /// Before the hand-off of a plain coroutine's instrumented await: a node only
@@ -156,11 +156,13 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 [[gnu::noinline]] inline bool begin_plain(node_owner& owner, const void* self, suspension& s) {
   thread_context& tc = this_thread_context();
   const context_state& h = tc.here;
-  const bool vouched = h.kind == context_kind::window ||
+  const bool vouched = (h.kind == context_kind::window && tc.handed_back_to == nullptr) ||
                        (h.kind == context_kind::for_frame && h.frame == self);
   const position node = owner.attach(vouched ? h.at : position{}, false);
   if (node.empty()) return false;
-  s = {h, h, node, self};
+  s.before = s.give_back = h;
+  s.at = node;
+  s.changed = true;
   tc.set({node, self, context_kind::for_frame});
   return true;
 }
@@ -172,7 +174,7 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
   thread_context& tc = this_thread_context();
   switch (how) {
     case handoff::resumes_here:
-      tc.set(s.before);
+      if (s.changed) tc.set(s.before);
       return;
     case handoff::transfers:
       // A nested await may have named the coroutine's place more precisely.
@@ -194,7 +196,7 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 /// The wrapped await_suspend threw: the coroutine goes on as if it had never
 /// suspended.
 [[gnu::noinline]] inline void abort_suspend(const suspension& s) noexcept {
-  this_thread_context().set(s.before);
+  if (s.changed) this_thread_context().set(s.before);
 }
 
 /// First thing when an integrated coroutine resumes from an await that
@@ -202,20 +204,24 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 /// back. A nested wrapper that resumed first has done it already.
 [[gnu::noinline]] inline void resume_integrated(coroutine_context& c, const void* self) noexcept {
   thread_context& tc = this_thread_context();
-  if (tc.here.kind == context_kind::running && tc.here.frame == self) return;
+  if (tc.here.kind == context_kind::running && tc.here.frame == self &&
+      tc.handed_back_to == nullptr) {
+    return;
+  }
   c.resumer = tc.take_resumer(self);
   tc.set({c.home, self, context_kind::running});
 }
 
-/// A plain coroutine resumes from its instrumented await at `at`: the thread
-/// vouches for it at the await's parent until it is told otherwise.
+/// A plain coroutine resumes from its instrumented await: the thread vouches
+/// for it at the await's parent until it is told otherwise.
 [[gnu::noinline]] inline void resume_plain(const position& parent, const void* self) noexcept {
   this_thread_context().set({parent, self, context_kind::for_frame});
 }
 
 /// An integrated coroutine reaches its final suspend point: whatever runs
 /// next on this thread, its activation is over.
-[[gnu::noinline]] inline context_state begin_final(coroutine_context& c, const void* self) noexcept {
+[[gnu::noinline]] inline context_state begin_final(coroutine_context& c,
+                                                   const void* self) noexcept {
   thread_context& tc = this_thread_context();
   if (!c.started) start(c, tc, self);
   return c.resumer;
@@ -224,10 +230,13 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 [[gnu::noinline]] inline void end_final(const context_state& give_back, handoff how,
                                         const void* next) noexcept {
   thread_context& tc = this_thread_context();
-  // To the coroutine that awaited this one, of a type unknown here: an
-  // integrated one takes what is handed back when it resumes; code of any
-  // other is not vouched for, until it returns to whoever is handed back.
-  tc.set(how == handoff::transfers ? context_state::handback(give_back, next) : give_back);
+  // To the coroutine that awaited this one, of a type unknown here: handed
+  // back (see thread_context).
+  if (how == handoff::transfers) {
+    tc.hand_back(give_back, next);
+  } else {
+    tc.set(give_back);
+  }
 }
 
 }  // namespace await_tree::detail

@@ -15,15 +15,18 @@
 //
 // States (`here.kind`), who sets them, and who may rely on them:
 //
-// | kind      | meaning                                       | set by                          | trusted by              |
+// | kind      | meaning                                       | set by                          |
+// trusted by              |
 // |-----------|-----------------------------------------------|---------------------------------|-------------------------|
-// | none      | nothing known                                 | start, or what is given back    | -                       |
-// | running   | integrated coroutine `frame` runs at `at`     | its start and every resumption  | everyone                |
-// | window    | a bracketed region of the task at `at`: an    | integrated await_suspend, root, | everyone                |
-// |           | await_suspend of `frame`, or a context_scope  | context_scope; undone on exit   |                         |
-// | for_frame | coroutine `frame` (only) starts or runs at    | a hand-off by symmetric         | the coroutine `frame`   |
-// |           | `at`                                          | transfer; a plain coroutine's   |                         |
-// |           |                                               | instrumented await              |                         |
+// | none      | nothing known                                 | start, or what is given back    | -
+// | | running   | integrated coroutine `frame` runs at `at`     | its start and every resumption  |
+// everyone                | | window    | a bracketed region of the task at `at`: an    |
+// integrated await_suspend, root, | everyone                | |           | await_suspend of
+// `frame`, or a context_scope  | context_scope; undone on exit   |                         | |
+// for_frame | coroutine `frame` (only) starts or runs at    | a hand-off by symmetric         | the
+// coroutine `frame`   | |           | `at`                                          | transfer; a
+// plain coroutine's   |                         | |           | | instrumented await              |
+// |
 //
 // Only `running` and `window` say that code of the task runs at `at`: they
 // are published for the `<== current` markers and answer current_tree().
@@ -65,48 +68,41 @@ struct position {
   friend bool operator==(const position&, const position&) = default;
 };
 
-enum class context_kind : std::uint8_t { none, running, window, for_frame, handback };
+enum class context_kind : std::uint8_t { none, running, window, for_frame };
 
 struct context_state {
   position at;
   const void* frame = nullptr;
   context_kind kind = context_kind::none;
-  // For a handback: the state handed back, at `at`, to whoever `frame` returns to.
-  context_kind origin_kind = context_kind::none;
-  const void* origin_frame = nullptr;
 
   [[nodiscard]] bool says_task_runs() const noexcept {
     return kind == context_kind::running || kind == context_kind::window;
   }
-  /// Whether a coroutine `self` may take `at` as its own position.
-  [[nodiscard]] bool vouches_for(const void* self) const noexcept {
-    return says_task_runs() || (kind == context_kind::for_frame && frame == self) ||
-           (kind == context_kind::handback && origin_frame == self);
-  }
-  /// `s`, handed back to its coroutine through the coroutine `next`.
-  [[nodiscard]] static context_state handback(const context_state& s, const void* next) noexcept {
-    return {s.at, next, context_kind::handback, s.kind, s.frame};
-  }
-  /// The state a handback hands back.
-  [[nodiscard]] context_state origin() const noexcept { return {at, origin_frame, origin_kind}; }
 };
 
-/// `here`, published for other threads' snapshots behind a sequence counter
-/// (odd while being written).
+/// Where code of a task runs on this thread, published for other threads'
+/// snapshots behind a sequence counter (odd while being written). Written
+/// only by its thread, so that thread reads it without synchronisation.
 struct published_position {
   std::atomic<std::uint32_t> sequence{0};
   std::atomic<tree_state*> tree{nullptr};
   std::atomic<std::uint32_t> incarnation{0};
   std::atomic<std::uint64_t> node{0};
 
-  void store(const context_state& s) noexcept {
+  /// Publishes `p` (empty: no task runs here), unless it is published already.
+  void store(const position& p) noexcept {
+    const std::uint64_t packed = pack(p.node);
+    if (tree.load(std::memory_order_relaxed) == p.tree &&
+        node.load(std::memory_order_relaxed) == packed &&
+        incarnation.load(std::memory_order_relaxed) == p.incarnation) {
+      return;
+    }
     const std::uint32_t seq = sequence.load(std::memory_order_relaxed);
     sequence.store(seq + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
-    const bool runs = s.says_task_runs();
-    tree.store(runs ? s.at.tree : nullptr, std::memory_order_relaxed);
-    incarnation.store(s.at.incarnation, std::memory_order_relaxed);
-    node.store(pack(s.at.node), std::memory_order_relaxed);
+    tree.store(p.tree, std::memory_order_relaxed);
+    incarnation.store(p.incarnation, std::memory_order_relaxed);
+    node.store(packed, std::memory_order_relaxed);
     sequence.store(seq + 2, std::memory_order_release);
   }
 
@@ -125,9 +121,7 @@ struct published_position {
   }
 
  private:
-  static std::uint64_t pack(node_ref n) noexcept {
-    return (std::uint64_t{n.id} << 32) | n.serial;
-  }
+  static std::uint64_t pack(node_ref n) noexcept { return (std::uint64_t{n.id} << 32) | n.serial; }
 };
 
 /// A state handed along a symmetric transfer to the coroutine `frame`: what
@@ -142,17 +136,40 @@ struct carried_state {
 /// await or at their end), innermost last. Nested activations (an event set
 /// in a coroutine's first lines, waking another task inline) carry their own
 /// above the ones that wait.
+///
+/// A *handback*: when an integrated coroutine ends by transferring to the
+/// coroutine that awaited it, of a type unknown here, `here` is already what
+/// its activation gives back, but it is held back for `handed_back_to`: an
+/// integrated coroutine takes it when it resumes; while code of any other
+/// runs, `here` vouches for nobody but the coroutine it names.
 struct thread_context {
   context_state here;
+  const void* handed_back_to = nullptr;
   std::array<carried_state, 4> carried{};
   std::uint32_t carried_count = 0;
   published_position published;
   bool listed = false;
 
   void set(const context_state& s) noexcept {
-    const bool was_published = here.says_task_runs();
     here = s;
-    if (was_published || s.says_task_runs()) publish();
+    handed_back_to = nullptr;
+    publish(s.says_task_runs() ? s.at : position{});
+  }
+
+  void hand_back(const context_state& s, const void* next) noexcept {
+    here = s;
+    handed_back_to = next;
+    publish({});
+  }
+
+  [[nodiscard]] bool says_task_runs() const noexcept {
+    return handed_back_to == nullptr && here.says_task_runs();
+  }
+
+  /// Whether a coroutine `self` may take the position of `here` as its own.
+  [[nodiscard]] bool vouches_for(const void* self) const noexcept {
+    if (handed_back_to != nullptr) return here.frame == self;
+    return here.says_task_runs() || (here.kind == context_kind::for_frame && here.frame == self);
   }
 
   /// Past the capacity the oldest goes: its coroutine then gives back
@@ -176,12 +193,12 @@ struct thread_context {
         return carried[i].state;
       }
     }
-    if (here.kind == context_kind::handback && here.frame == self) return here.origin();
+    if (handed_back_to == self) return here;
     return here.frame == self ? context_state{} : here;
   }
 
  private:
-  void publish() noexcept;
+  void publish(const position& p) noexcept;
 };
 
 /// The threads that have published a position, for snapshots. Never freed:
@@ -206,8 +223,7 @@ class thread_list {
   /// incarnation `inc` now. `lock_list` takes the list's mutex
   /// (try_lock_briefly in the crash handlers).
   template <class Lock, class Mark>
-  void for_each_running(const tree_state* t, std::uint32_t inc, Lock lock_list,
-                        Mark mark) const {
+  void for_each_running(const tree_state* t, std::uint32_t inc, Lock lock_list, Mark mark) const {
     const auto lock = lock_list(mutex_);
     if (!lock.owns_lock()) return;
     for (const thread_context* c : threads_) {
@@ -233,15 +249,16 @@ struct thread_listing {
   static thread_local thread_listing listing{&c};
 }
 
-inline void thread_context::publish() noexcept {
+inline void thread_context::publish(const position& p) noexcept {
   if (!listed) {
+    if (p.empty()) return;
     try {
       list_this_thread(*this);
     } catch (...) {
       return;  // no memory for the list: this thread's markers are not shown
     }
   }
-  published.store(here);
+  published.store(p);
 }
 
 /// This thread's context. Out of line, so that no coroutine body caches its

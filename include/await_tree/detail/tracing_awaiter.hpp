@@ -33,8 +33,7 @@ struct is_final_hook : std::false_type {};
 /// Whether a coroutine with this promise keeps the thread's context exact:
 /// its promise holds the context and its final suspend point reports the end.
 template <class Promise>
-concept integrated_promise =
-    std::is_base_of_v<promise_mixin, Promise> &&
+concept integrated_promise = std::is_base_of_v<promise_mixin, Promise> &&
     is_final_hook<decltype(std::declval<Promise&>().final_suspend())>::value;
 
 template <class Promise>
@@ -44,9 +43,10 @@ coroutine_context& context_of(std::coroutine_handle<Promise> h) noexcept;
 /// of an integrated task type): a symmetric transfer made by that await goes
 /// to a coroutine that runs in the task from its first instruction.
 template <class A>
-concept starts_integrated =
-    requires { typename std::remove_cvref_t<A>::promise_type; } &&
-    integrated_promise<typename std::remove_cvref_t<A>::promise_type>;
+concept starts_integrated = requires {
+  typename std::remove_cvref_t<A>::promise_type;
+}
+&&integrated_promise<typename std::remove_cvref_t<A>::promise_type>;
 
 /// Calls `inner.await_suspend(h)` between `begin` (already done, its result
 /// `s`) and end_suspend, whatever kind of result it returns. When it throws,
@@ -98,7 +98,7 @@ class tracing_awaiter {
     suspension s;
     if constexpr (integrated_promise<Promise>) {
       context_ = &context_of(h);
-      s = begin_integrated(*context_, owner_, h.address());
+      begin_integrated(*context_, owner_, h.address(), s);
     } else if (owner_ == nullptr || !begin_plain(*owner_, h.address(), s)) {
       return inner_.await_suspend(h);  // nothing to show: only forward
     } else {
@@ -134,7 +134,7 @@ class tracing_awaiter {
   node_owner* owner_;
   coroutine_context* context_ = nullptr;  // the awaiting integrated coroutine's
   position parent_;                       // a plain coroutine's position
-  const void* self_ = nullptr;            // the awaiting coroutine, once it went through the protocol
+  const void* self_ = nullptr;  // the awaiting coroutine, once it went through the protocol
 };
 
 template <class A>

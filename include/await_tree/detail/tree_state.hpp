@@ -158,7 +158,8 @@ class tree_state {
   template <class Visit>
   void walk(Visit visit) const {
     const std::chrono::nanoseconds now = clock_();
-    const running_set running = running_nodes([](spin_mutex& m) { return detail::try_lock_briefly(m); });
+    const running_set running =
+        running_nodes([](spin_mutex& m) { return detail::try_lock_briefly(m); });
     walk_subtree(root_node, now, running, visit);
     for (node_id d = next_child_by_start(detached_container, no_node); d != no_node;
          d = next_child_by_start(detached_container, d)) {

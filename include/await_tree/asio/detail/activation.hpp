@@ -9,7 +9,6 @@
 #include <await_tree/detail/thread_context.hpp>
 #include <await_tree/detail/tree_state.hpp>
 
-
 namespace await_tree::asio::detail {
 
 struct activation {
@@ -29,8 +28,7 @@ inline activation*& innermost_activation() noexcept {
 class activation_scope {
  public:
   explicit activation_scope(task_state& task) noexcept
-      : record_{&task, nullptr, innermost_activation()},
-        saved_(core::this_thread_context().here) {
+      : record_{&task, nullptr, innermost_activation()}, saved_(core::this_thread_context().here) {
     core::this_thread_context().set(
         {task.tree().at(core::node_ref{}), &record_, core::context_kind::window});
     innermost_activation() = &record_;
