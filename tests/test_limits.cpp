@@ -6,6 +6,7 @@
 #include <await_tree/await_tree.hpp>
 #include <await_tree/detail/dying_dump.hpp>
 
+#include "json_nesting.hpp"
 #include "runtime/event.hpp"
 #include "runtime/task.hpp"
 #include "support.hpp"
@@ -45,26 +46,6 @@ tree fan(std::uint32_t count) {
     nodes.push_back({i + 2, fmt::format("child {}", i), 1s, 1, false, false});
   }
   return tree(std::move(nodes), 1, 10s);
-}
-
-std::size_t nesting_depth(std::string_view json) {
-  std::size_t depth = 0;
-  std::size_t deepest = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return deepest;
 }
 
 rt::task<> nest(int levels, rt::event& done) {
@@ -186,13 +167,13 @@ TEST_CASE("the flat JSON form lists nodes with their parents", "[limits][json]")
 
 TEST_CASE("the flat form nests at most 8 deep at any depth; the nested form 2 a level",
           "[limits][json]") {
-  CHECK(nesting_depth(chain(5000).to_flat_json()) == 4);
+  CHECK(test::nesting_depth(chain(5000).to_flat_json()) == 4);
   // Each level adds an object and a children array; the deepest span object
   // is 3 deep in a tree with only a root. serde_json fails at 128: a chain
   // whose deepest node is at depth 63 (64 nodes) cannot be read by it.
-  CHECK(nesting_depth(chain(0).to_json()) == 3);
-  CHECK(nesting_depth(chain(62).to_json()) == 127);
-  CHECK(nesting_depth(chain(63).to_json()) == 129);
+  CHECK(test::nesting_depth(chain(0).to_json()) == 3);
+  CHECK(test::nesting_depth(chain(62).to_json()) == 127);
+  CHECK(test::nesting_depth(chain(63).to_json()) == 129);
 
   test::single_task t;
   rt::event done;
@@ -200,11 +181,11 @@ TEST_CASE("the flat form nests at most 8 deep at any depth; the nested form 2 a 
   t.ex.run();
   const std::string flat_dump =
       await_tree::dump_to_string({.source = t.reg, .format = dump_format::flat_json});
-  CHECK(nesting_depth(flat_dump) <= 8);
+  CHECK(test::nesting_depth(flat_dump) <= 8);
   CHECK(nlohmann::json::parse(flat_dump)["tasks"][0]["tree"]["nodes"].size() == 302);
   const std::string grouped = await_tree::dump_to_string(
       {.source = t.reg, .format = dump_format::flat_json, .grouped = true});
-  CHECK(nesting_depth(grouped) <= 8);
+  CHECK(test::nesting_depth(grouped) <= 8);
   CHECK(nlohmann::json::parse(grouped)["groups"][0]["nodes"].size() == 302);
   done.set();
   CHECK(t.finishes());

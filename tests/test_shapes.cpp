@@ -10,6 +10,7 @@
 #include <await_tree/crash_handlers.hpp>
 
 #include "child_process.hpp"
+#include "json_nesting.hpp"
 #include "runtime/event.hpp"
 #include "runtime/task.hpp"
 #include "support.hpp"
@@ -29,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <sys/resource.h>
+#include <type_traits>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -45,43 +47,29 @@ constexpr std::size_t wide_children = 100'000 / divisor;
 constexpr std::size_t idle_tasks = 1'000'000 / divisor;
 constexpr std::size_t long_name_bytes = std::size_t{10} << 20;
 
-/// Runs `f` and prints how long it took, under `label`.
+/// Runs `f` and prints how long it took, under `label`; returns what `f`
+/// returns.
 template <class F>
 auto timed(std::string_view label, F f) {
   const auto start = std::chrono::steady_clock::now();
-  auto result = f();
-  const auto ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  fmt::print("  {:<34} {:9.1f} ms\n", label, ms);
-  return result;
+  const auto print = [&] {
+    const std::chrono::duration<double, std::milli> ms = std::chrono::steady_clock::now() - start;
+    fmt::print("  {:<34} {:9.1f} ms\n", label, ms.count());
+  };
+  if constexpr (std::is_void_v<decltype(f())>) {
+    f();
+    print();
+  } else {
+    auto result = f();
+    print();
+    return result;
+  }
 }
 
 void print_peak_memory(std::string_view shape) {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   fmt::print("  {} done; peak RSS of the process: {} MiB\n", shape, usage.ru_maxrss / 1024);
-}
-
-/// How deeply `json` nests objects and arrays: what a parser's nesting
-/// limit is compared with.
-std::size_t nesting_depth(std::string_view json) {
-  std::size_t depth = 0;
-  std::size_t deepest = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return deepest;
 }
 
 std::size_t occurrences(std::string_view text, std::string_view part) {
@@ -190,7 +178,7 @@ void dump_every_way(std::size_t nodes, std::size_t groups, std::size_t stalls) {
   const std::string flat = timed("flat JSON dump", [] {
     return await_tree::dump_to_string({.format = await_tree::dump_format::flat_json});
   });
-  CHECK(nesting_depth(flat) <= 8);
+  CHECK(test::nesting_depth(flat) <= 8);
   CHECK(timed("  validated (nlohmann)", [&] { return nlohmann::json::accept(flat); }));
   CHECK(occurrences(flat, R"("parent":)") == nodes);  // escaped in names, so one per node
   fmt::print("    ({} bytes)\n", flat.size());
@@ -276,28 +264,31 @@ rt::task<> wait_named(std::string name, rt::event& done) {
   co_await instrument(done.wait(), std::move(name));
 }
 
-/// The global registry, emptied before and after each shape.
-struct global_registry_scope {
-  global_registry_scope() {
+/// The global registry, emptied before and after each shape, and the event
+/// that ends the shape's task.
+struct shape_fixture {
+  shape_fixture() {
     await_tree::init_global_registry();
     await_tree::global_registry()->clear();
   }
-  ~global_registry_scope() { await_tree::global_registry()->clear(); }
+  ~shape_fixture() { await_tree::global_registry()->clear(); }
+  shape_fixture(const shape_fixture&) = delete;
+  shape_fixture& operator=(const shape_fixture&) = delete;
+
+  rt::event done;
+  bool finished = false;
 };
 
 }  // namespace
 
 TEST_CASE("a chain of 100,000 coroutines dumps in linear time and size", "[shapes]") {
-  global_registry_scope scope;
-  rt::event done;
-  bool finished = false;
+  shape_fixture shape;
   fmt::print("shape: {} levels deep\n", deep_levels);
   timed("build", [&] {
     on_big_stack([&] {
-      spawn(await_tree::global_registry()->register_task(0, "deep"), nest(deep_levels, done),
-            finished);
+      spawn(await_tree::global_registry()->register_task(0, "deep"), nest(deep_levels, shape.done),
+            shape.finished);
     });
-    return 0;
   });
   const auto t = await_tree::global_registry()->get(0);
   REQUIRE(t.has_value());
@@ -314,40 +305,31 @@ TEST_CASE("a chain of 100,000 coroutines dumps in linear time and size", "[shape
   dump_every_way(nodes, 1, 1);
   const std::string flat =
       await_tree::dump_to_string({.format = await_tree::dump_format::flat_json});
-  timed("flat JSON parsed by Python", [&] {
-    check_python_parses(flat, nodes);
-    return 0;
-  });
+  timed("flat JSON parsed by Python", [&] { check_python_parses(flat, nodes); });
 
-  on_big_stack([&] { done.set(); });
-  CHECK(finished);
+  on_big_stack([&] { shape.done.set(); });
+  CHECK(shape.finished);
   print_peak_memory("deep");
 }
 
 TEST_CASE("one join of 100,000 children dumps in linear time and size", "[shapes]") {
-  global_registry_scope scope;
-  rt::event done;
-  bool finished = false;
+  shape_fixture shape;
   fmt::print("shape: one join of {} children\n", wide_children);
   timed("build", [&] {
-    spawn(await_tree::global_registry()->register_task(0, "wide"), join_all(wide_children, done),
-          finished);
-    return 0;
+    spawn(await_tree::global_registry()->register_task(0, "wide"),
+          join_all(wide_children, shape.done), shape.finished);
   });
   const auto t = await_tree::global_registry()->get(0);
   REQUIRE(t.has_value());
   CHECK(t->nodes().size() == wide_children + 2);
   dump_every_way(wide_children + 2, 1, 1);
-  timed("wake every child", [&] {
-    done.set();
-    return 0;
-  });
-  CHECK(finished);
+  timed("wake every child", [&] { shape.done.set(); });
+  CHECK(shape.finished);
   print_peak_memory("wide");
 }
 
 TEST_CASE("a million registered idle tasks dump in linear time and size", "[shapes]") {
-  global_registry_scope scope;
+  shape_fixture shape;
   fmt::print("shape: {} idle tasks\n", idle_tasks);
   std::vector<await_tree::tree_root> roots;
   roots.reserve(idle_tasks);
@@ -355,23 +337,17 @@ TEST_CASE("a million registered idle tasks dump in linear time and size", "[shap
     for (std::size_t i = 0; i < idle_tasks; ++i) {
       roots.push_back(await_tree::global_registry()->register_task(i, "idle"));
     }
-    return 0;
   });
   dump_every_way(idle_tasks, 1, 0);
-  timed("drop", [&] {
-    roots.clear();
-    return 0;
-  });
+  timed("drop", [&] { roots.clear(); });
   print_peak_memory("idle");
 }
 
 TEST_CASE("a 10 MB span name is shortened in text and whole in JSON", "[shapes]") {
-  global_registry_scope scope;
-  rt::event done;
-  bool finished = false;
+  shape_fixture shape;
   fmt::print("shape: a name of {} bytes\n", long_name_bytes);
   spawn(await_tree::global_registry()->register_task(0, "long name"),
-        wait_named(std::string(long_name_bytes, 'x'), done), finished);
+        wait_named(std::string(long_name_bytes, 'x'), shape.done), shape.finished);
   const auto t = await_tree::global_registry()->get(0);
   REQUIRE(t.has_value());
   const std::string text = timed("tree::to_string", [&] { return t->to_string(); });
@@ -382,7 +358,7 @@ TEST_CASE("a 10 MB span name is shortened in text and whole in JSON", "[shapes]"
   CHECK(nlohmann::json::parse(json)["tree"]["children"][0]["span"]["name"].get<std::string>() ==
         std::string(long_name_bytes, 'x'));
   dump_every_way(2, 1, 1);
-  done.set();
-  CHECK(finished);
+  shape.done.set();
+  CHECK(shape.finished);
   print_peak_memory("long name");
 }

@@ -184,16 +184,11 @@ inline void append_trees_json(std::string& out, const std::vector<std::pair<any_
   fmt::format_to(std::back_inserter(out), R"(],"omitted_tasks":{}}})", trees.size() - written);
 }
 
-/// How many tasks the groups from `first` on hold.
-inline std::size_t tasks_in(std::vector<tree_group>::const_iterator first,
-                            std::vector<tree_group>::const_iterator last) noexcept {
-  std::size_t count = 0;
-  for (; first != last; ++first) count += first->keys.size();
-  return count;
-}
-
+/// How many tasks the groups from index `first` on hold.
 inline std::size_t tasks_from(const std::vector<tree_group>& groups, std::size_t first) noexcept {
-  return tasks_in(groups.begin() + static_cast<std::ptrdiff_t>(first), groups.end());
+  std::size_t count = 0;
+  for (std::size_t i = first; i < groups.size(); ++i) count += groups[i].keys.size();
+  return count;
 }
 
 inline void append_groups_text(std::string& out, const std::vector<tree_group>& groups,

@@ -12,7 +12,6 @@
 #include <await_tree/tree.hpp>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -177,8 +176,8 @@ void append_text_node(Out& out, const Node& n, bool& in_detached,
     in_detached = true;
     fmt::format_to(std::back_inserter(out), "[Detached {}]\n", n.id);
   }
-  append_indented_name(out, n.depth + (in_detached ? 1U : 0U), n.span.name(),
-                       limits);  // detached: one level in
+  const std::uint32_t depth = n.depth + (in_detached ? 1U : 0U);  // detached: one level in
+  append_indented_name(out, depth, n.span.name(), limits);
   out += is_stuck(n.span, n.elapsed, threshold) ? " [!!! " : " [";
   append_duration(out, n.elapsed);
   out += ']';
@@ -340,8 +339,9 @@ inline std::size_t append_tree_json(std::string& out, const tree& t, const forma
     first = false;
   }
   out += ']';
-  if (shown < t.nodes().size())
+  if (shown < t.nodes().size()) {
     fmt::format_to(it, R"(,"omitted_nodes":{})", t.nodes().size() - shown);
+  }
   out += '}';
   return shown;
 }

@@ -186,8 +186,9 @@ void write_every_task(fd_writer& out, const tree_state* own, WriteKey write_key,
       });
   fmt::format_to(std::back_inserter(out), "await-tree: end of dump ({} {}", shown,
                  shown == 1 ? "task" : "tasks");
-  if (cut > 0)
+  if (cut > 0) {
     fmt::format_to(std::back_inserter(out), "; {} more not shown, max_bytes {}", cut, max_bytes);
+  }
   out += ")\n";
 }
 
