@@ -145,9 +145,10 @@ void check_python_parses(const std::string& json, std::size_t expected_nodes) {
   CHECK(python.out() == fmt::format("{}\n", expected_nodes));
 }
 
-/// Every line of a text dump ends in `]`, `<== current` or is empty; none
-/// is indented by more than the indent limit.
-void check_text_lines(const std::string& text, const await_tree::format_limits& limits) {
+/// A text dump ends with a newline, and no line of it is indented past the
+/// default indent limit.
+void check_text_lines(const std::string& text) {
+  const std::size_t max_indent = 2 * await_tree::format_limits{}.max_indent_depth;
   std::size_t start = 0;
   std::size_t bad = 0;
   while (start < text.size()) {
@@ -155,7 +156,7 @@ void check_text_lines(const std::string& text, const await_tree::format_limits& 
     REQUIRE(end != std::string::npos);  // the text ends with a newline
     const std::string_view line(text.data() + start, end - start);
     const std::size_t indent = line.find_first_not_of(' ');
-    if (indent != std::string_view::npos && indent > 2 * limits.max_indent_depth) ++bad;
+    if (indent != std::string_view::npos && indent > max_indent) ++bad;
     start = end + 1;
   }
   CHECK(bad == 0);
@@ -167,7 +168,7 @@ void check_text_lines(const std::string& text, const await_tree::format_limits& 
 void dump_every_way(std::size_t nodes, std::size_t groups, std::size_t stalls) {
   const await_tree::registry& reg = *await_tree::global_registry();
   const std::string text = timed("text dump", [] { return await_tree::dump_to_string(); });
-  check_text_lines(text, {});
+  check_text_lines(text);
   fmt::print("    ({} bytes)\n", text.size());
 
   const std::string nested = timed("nested JSON dump", [] {
@@ -185,7 +186,7 @@ void dump_every_way(std::size_t nodes, std::size_t groups, std::size_t stalls) {
 
   const std::string grouped =
       timed("grouped text dump", [] { return await_tree::dump_to_string({.grouped = true}); });
-  check_text_lines(grouped, {});
+  check_text_lines(grouped);
   const std::string grouped_json = timed("grouped flat JSON dump", [] {
     return await_tree::dump_to_string(
         {.format = await_tree::dump_format::flat_json, .grouped = true});
@@ -201,6 +202,8 @@ void dump_every_way(std::size_t nodes, std::size_t groups, std::size_t stalls) {
                               std::FILE* f = std::fopen(report.path.c_str(), "wb");
                               await_tree::print_stall(s, f);
                               std::fclose(f);
+                              CHECK_THAT(report.read(),
+                                         Catch::StartsWith("await-tree watchdog: task [0]"));
                               ++reported;
                             }});
   timed("watchdog check (print_stall)", [&] { return dog.check(); });
