@@ -258,13 +258,13 @@ TEST_CASE("groups keep detached subtrees and current marks apart", "[dump][group
   const auto groups = await_tree::group_trees(trees);
   REQUIRE(groups.size() == 3);
   std::string text;
-  await_tree::detail::append_group_text(text, groups[0], 5);
+  await_tree::detail::append_group_text(text, groups[0], 5, {}, await_tree::unlimited);
   CHECK(text == "[2 tasks: 1, 4]\nroot [3.000s]\n[Detached]\n  work [2.000s]\n\n");
   text.clear();
-  await_tree::detail::append_group_text(text, groups[2], 5);
+  await_tree::detail::append_group_text(text, groups[2], 5, {}, await_tree::unlimited);
   CHECK(text == "[1 task: 3]\nroot [3.000s]\n  work [2.000s]  <== current\n\n");
   text.clear();
-  await_tree::detail::append_group_text(text, groups[0], 0);
+  await_tree::detail::append_group_text(text, groups[0], 0, {}, await_tree::unlimited);
   CHECK_THAT(text, Catch::StartsWith("[2 tasks]\n"));
 }
 

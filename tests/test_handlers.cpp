@@ -229,7 +229,7 @@ std::string dying_dump_text(const await_tree::registry& reg) {
     await_tree::detail::fd_writer out(fds[1], buffer.data(), buffer.size());
     await_tree::detail::registry_access::state(reg).try_visit_all(
         [&](const await_tree::any_key&, await_tree::detail::tree_state& t) {
-          await_tree::detail::write_tree(out, t);
+          await_tree::detail::write_tree(out, t, {}, await_tree::unlimited);
         },
         [] {});
   }

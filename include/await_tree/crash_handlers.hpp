@@ -9,11 +9,13 @@
 #include <await_tree/context.hpp>
 #include <await_tree/detail/dying_dump.hpp>
 #include <await_tree/format.hpp>
+#include <await_tree/format_limits.hpp>
 
 #include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <exception>
 #include <signal.h>
@@ -22,6 +24,17 @@
 #include <unistd.h>
 
 namespace await_tree {
+
+/// The bounds of the dumps written while the process dies.
+struct dying_dump_options {
+  /// As in dumps, but at most 1,000 nodes per tree: without allocating, the
+  /// walk puts siblings in order by scanning them, so that a node with many
+  /// children costs its child count per line.
+  format_limits limits{.max_nodes = 1000};
+  /// Tasks and nodes that would start past this are left out.
+  std::size_t max_bytes = handler_max_bytes;
+};
+
 namespace detail {
 
 /// One dump per dying process: the terminate handler's abort() raises
@@ -45,6 +58,9 @@ inline void wait_for_dying_dump() noexcept {
 inline std::atomic<bool> terminate_handler_installed{false};
 inline std::atomic<int> terminate_fd{STDERR_FILENO};
 inline std::atomic<std::terminate_handler> previous_terminate_handler{nullptr};
+/// Written once, before terminate_fd (or crash_fd) is stored, which the
+/// handler loads first: the store and the load order it.
+inline dying_dump_options terminate_options{};
 
 /// ` after an uncaught exception: what()`, or what else ended the program.
 inline void describe_terminate_cause(fd_writer& out) {
@@ -80,13 +96,14 @@ inline void write_terminate_dump(int fd) {
   describe_terminate_cause(out);
   const thread_context& tc = this_thread_context();
   tree_state* own = tc.says_task_runs() ? tc.here.at.tree : nullptr;
+  const dying_dump_options& options = terminate_options;
   if (own != nullptr) {
     out += "await-tree: the terminating thread's task:\n";
-    write_tree(out, *own);
+    write_tree(out, *own, options.limits, options.max_bytes);
     out += '\n';
   }
   out += "await-tree: every task:\n";
-  write_every_task(out, own, &write_key_allocating);
+  write_every_task(out, own, &write_key_allocating, options.limits, options.max_bytes);
 }
 
 [[noreturn]] inline void on_terminate() noexcept {
@@ -101,6 +118,9 @@ inline void write_terminate_dump(int fd) {
 inline constexpr std::array<int, 5> crash_signals{SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 inline std::atomic<bool> crash_handler_installed{false};
 inline std::atomic<int> crash_fd{STDERR_FILENO};
+/// Written once, before terminate_fd (or crash_fd) is stored, which the
+/// handler loads first: the store and the load order it.
+inline dying_dump_options crash_options{};
 /// The crash dump's buffer, reserved before any crash: the handler allocates
 /// nothing.
 inline std::array<char, 4096> crash_buffer{};
@@ -126,7 +146,8 @@ inline void write_crash_dump(int fd, int sig) noexcept {
   fd_writer out(fd, crash_buffer.data(), crash_buffer.size());
   fmt::format_to(std::back_inserter(out), "await-tree: fatal signal {} ({}); every task:\n", sig,
                  signal_name(sig));
-  write_every_task(out, nullptr, &write_key_without_allocating);
+  write_every_task(out, nullptr, &write_key_without_allocating, crash_options.limits,
+                   crash_options.max_bytes);
 }
 
 /// Restores the default action and raises `sig` again. The signal is
@@ -173,9 +194,11 @@ inline void ensure_alternate_signal_stack() noexcept {
 /// the task the terminating thread runs, if any, then every task of the
 /// global registry with that one marked; then calls the handler installed
 /// before (the standard library's prints the exception's type and aborts).
-/// Returns false and changes nothing when already installed.
-inline bool install_terminate_handler(int fd = STDERR_FILENO) {
+/// The dump is bounded by `options`. Returns false and changes nothing when
+/// already installed.
+inline bool install_terminate_handler(int fd = STDERR_FILENO, dying_dump_options options = {}) {
   if (detail::terminate_handler_installed.exchange(true)) return false;
+  detail::terminate_options = options;
   detail::terminate_fd.store(fd);
   detail::previous_terminate_handler.store(std::set_terminate(&detail::on_terminate));
   return true;
@@ -185,11 +208,13 @@ inline bool install_terminate_handler(int fd = STDERR_FILENO) {
 /// global registry to `fd` without allocating and without waiting for a
 /// mutex the crashing thread may hold, then restores the default action and
 /// re-raises the signal, so that the process dies of it (with a core dump
-/// where enabled). Replaces any handler installed before for these signals.
-/// Returns false and changes nothing when already installed; throws
-/// std::system_error when a handler cannot be installed.
-inline bool install_crash_handler(int fd = STDERR_FILENO) {
+/// where enabled). The dump is bounded by `options`. Replaces any handler
+/// installed before for these signals. Returns false and changes nothing
+/// when already installed; throws std::system_error when a handler cannot be
+/// installed.
+inline bool install_crash_handler(int fd = STDERR_FILENO, dying_dump_options options = {}) {
   if (detail::crash_handler_installed.exchange(true)) return false;
+  detail::crash_options = options;
   detail::crash_fd.store(fd);
   detail::ensure_alternate_signal_stack();
   struct sigaction action {};

@@ -3,6 +3,7 @@
 
 #include <await_tree/any_key.hpp>
 #include <await_tree/format.hpp>
+#include <await_tree/format_limits.hpp>
 #include <await_tree/grouped.hpp>
 #include <await_tree/registry.hpp>
 #include <await_tree/tree.hpp>
@@ -15,7 +16,6 @@
 #include <cstddef>
 #include <cstdio>
 #include <iterator>
-#include <limits>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -25,7 +25,14 @@
 
 namespace await_tree {
 
-enum class dump_format { text, json };
+enum class dump_format {
+  text,
+  /// Nested, the Rust crate's shape: two levels of nesting per tree level.
+  json,
+  /// Nodes in a flat list with their parents' ids: any depth parses with a
+  /// nesting limit of 8.
+  flat_json,
+};
 
 enum class dump_order {
   /// Keys in natural order: "worker 2" before "worker 10".
@@ -45,7 +52,13 @@ struct dump_options {
   grouping_options grouping{};
   /// At most this many trees (or groups) are printed; a last line (a field
   /// in JSON) counts the rest.
-  std::size_t limit = std::numeric_limits<std::size_t>::max();
+  std::size_t limit = unlimited;
+  /// Depth of indentation, name length and nodes per tree (format_limits).
+  format_limits limits{};
+  /// The dump stops before the first task or node that would start at or
+  /// past this many bytes (so it ends at most one line, or one JSON node,
+  /// beyond it); a last line (fields in JSON) counts what was left out.
+  std::size_t max_bytes = unlimited;
 };
 
 namespace detail {
@@ -113,47 +126,88 @@ inline std::vector<std::pair<any_key, tree>> collect_in_order(const registry& re
   return ordered;
 }
 
+/// `... cut at max_bytes B: N more nodes and M more tasks not shown`.
+inline void append_cut_line(std::string& out, std::size_t max_bytes, std::size_t nodes_left,
+                            std::size_t units_left, std::string_view units) {
+  fmt::format_to(std::back_inserter(out), "... cut at max_bytes {}: ", max_bytes);
+  if (nodes_left > 0) {
+    fmt::format_to(std::back_inserter(out), "{} more {} and ", nodes_left,
+                   nodes_left == 1 ? "node" : "nodes");
+  }
+  fmt::format_to(std::back_inserter(out), "{} more {} not shown\n", units_left, units);
+}
+
+/// Whether max_bytes, rather than max_nodes, stopped a tree after `shown`
+/// of its `total` nodes.
+inline bool cut_by_bytes(std::size_t shown, std::size_t total, const format_limits& limits) {
+  return shown < std::min(total, limits.max_nodes);
+}
+
 inline void append_trees_text(std::string& out, const std::vector<std::pair<any_key, tree>>& trees,
-                              std::size_t shown, std::size_t limit) {
+                              std::size_t shown, const dump_options& options) {
   auto it = std::back_inserter(out);
   for (std::size_t i = 0; i < shown; ++i) {
-    fmt::format_to(it, "[{}]\n{}\n", trees[i].first, trees[i].second.to_string());
+    const std::size_t total = trees[i].second.nodes().size();
+    std::size_t nodes = 0;
+    if (out.size() < options.max_bytes) {
+      fmt::format_to(it, "[{}]\n", trees[i].first);
+      nodes = append_tree_text(out, trees[i].second, options.limits, options.max_bytes);
+      out += '\n';
+    }
+    if (cut_by_bytes(nodes, total, options.limits)) {
+      const std::size_t tasks_left = trees.size() - i - (nodes > 0 ? 1 : 0);
+      append_cut_line(out, options.max_bytes, nodes > 0 ? total - nodes : 0, tasks_left, "tasks");
+      return;
+    }
   }
   if (const std::size_t rest = trees.size() - shown; rest > 0) {
     fmt::format_to(it, "... and {} more {} (limit {})\n", rest, rest == 1 ? "task" : "tasks",
-                   limit);
+                   options.limit);
   }
 }
 
 inline void append_trees_json(std::string& out, const std::vector<std::pair<any_key, tree>>& trees,
-                              std::size_t shown) {
+                              std::size_t shown, const dump_options& options) {
   out += R"({"tasks":[)";
-  for (std::size_t i = 0; i < shown; ++i) {
-    out += i == 0 ? R"({"key":)" : R"(,{"key":)";
-    append_json_string(out, trees[i].first.to_string());
+  std::size_t written = 0;
+  for (; written < shown && out.size() < options.max_bytes; ++written) {
+    out += written == 0 ? R"({"key":)" : R"(,{"key":)";
+    append_json_string(out, trees[written].first.to_string());
     out += R"(,"tree":)";
-    out += trees[i].second.to_json();
+    if (options.format == dump_format::flat_json) {
+      append_tree_flat_json(out, trees[written].second, options.limits, options.max_bytes);
+    } else {
+      append_tree_json(out, trees[written].second, options.limits, options.max_bytes);
+    }
     out += '}';
   }
-  fmt::format_to(std::back_inserter(out), R"(],"omitted_tasks":{}}})", trees.size() - shown);
+  fmt::format_to(std::back_inserter(out), R"(],"omitted_tasks":{}}})", trees.size() - written);
 }
 
-/// How many tasks the groups from `first` on hold.
-inline std::size_t tasks_in(std::vector<tree_group>::const_iterator first,
-                            std::vector<tree_group>::const_iterator last) noexcept {
+/// How many tasks the groups from index `first` on hold.
+inline std::size_t tasks_from(const std::vector<tree_group>& groups, std::size_t first) noexcept {
   std::size_t count = 0;
-  for (; first != last; ++first) count += first->keys.size();
+  for (std::size_t i = first; i < groups.size(); ++i) count += groups[i].keys.size();
   return count;
 }
 
 inline void append_groups_text(std::string& out, const std::vector<tree_group>& groups,
                                std::size_t shown, const dump_options& options) {
   for (std::size_t i = 0; i < shown; ++i) {
-    append_group_text(out, groups[i], options.grouping.keys_shown);
+    const std::size_t total = groups[i].nodes.size();
+    std::size_t nodes = 0;
+    if (out.size() < options.max_bytes) {
+      nodes = append_group_text(out, groups[i], options.grouping.keys_shown, options.limits,
+                                options.max_bytes);
+    }
+    if (cut_by_bytes(nodes, total, options.limits)) {
+      const std::size_t groups_left = groups.size() - i - (nodes > 0 ? 1 : 0);
+      append_cut_line(out, options.max_bytes, nodes > 0 ? total - nodes : 0, groups_left, "groups");
+      return;
+    }
   }
   if (const std::size_t rest = groups.size() - shown; rest > 0) {
-    const std::size_t tasks =
-        tasks_in(groups.begin() + static_cast<std::ptrdiff_t>(shown), groups.end());
+    const std::size_t tasks = tasks_from(groups, shown);
     fmt::format_to(std::back_inserter(out), "... and {} more {} of {} {} (limit {})\n", rest,
                    rest == 1 ? "group" : "groups", tasks, tasks == 1 ? "task" : "tasks",
                    options.limit);
@@ -163,18 +217,19 @@ inline void append_groups_text(std::string& out, const std::vector<tree_group>& 
 inline void append_groups_json(std::string& out, const std::vector<tree_group>& groups,
                                std::size_t shown, const dump_options& options) {
   out += R"({"groups":[)";
-  for (std::size_t i = 0; i < shown; ++i) {
-    if (i > 0) out += ',';
-    append_group_json(out, groups[i], options.grouping.keys_shown);
+  std::size_t written = 0;
+  for (; written < shown && out.size() < options.max_bytes; ++written) {
+    if (written > 0) out += ',';
+    append_group_json(out, groups[written], options.grouping.keys_shown,
+                      options.format == dump_format::flat_json, options.limits, options.max_bytes);
   }
   fmt::format_to(std::back_inserter(out), R"(],"omitted_groups":{},"omitted_tasks":{}}})",
-                 groups.size() - shown,
-                 tasks_in(groups.begin() + static_cast<std::ptrdiff_t>(shown), groups.end()));
+                 groups.size() - written, tasks_from(groups, written));
 }
 
 inline std::string dump_registry(const registry& reg, const dump_options& options) {
   const auto trees = collect_in_order(reg, options.order);
-  const bool json = options.format == dump_format::json;
+  const bool json = options.format != dump_format::text;
   std::string out;
   if (options.grouped) {
     const auto groups = group_trees(trees, options.grouping);
@@ -187,9 +242,9 @@ inline std::string dump_registry(const registry& reg, const dump_options& option
   } else {
     const std::size_t shown = std::min(options.limit, trees.size());
     if (json) {
-      append_trees_json(out, trees, shown);
+      append_trees_json(out, trees, shown, options);
     } else {
-      append_trees_text(out, trees, shown, options.limit);
+      append_trees_text(out, trees, shown, options);
     }
   }
   return out;
@@ -205,7 +260,7 @@ inline std::string dump_registry(const registry& reg, const dump_options& option
   if (const registry* global = global_registry(); global != nullptr) {
     return detail::dump_registry(*global, options);
   }
-  if (options.format == dump_format::json) {
+  if (options.format != dump_format::text) {
     std::string out = R"({"error":)";
     detail::append_json_string(out, detail::no_global_registry);
     return out + '}';

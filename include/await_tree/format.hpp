@@ -8,12 +8,14 @@
 // reads it.
 
 #include <await_tree/detail/utf8.hpp>
+#include <await_tree/format_limits.hpp>
 #include <await_tree/tree.hpp>
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <iterator>
 #include <ostream>
@@ -131,18 +133,51 @@ inline bool is_stuck(const span& s, std::chrono::nanoseconds elapsed,
   return !s.is_long_running() && elapsed >= threshold;
 }
 
+/// The longest prefix of `text` of at most `max` bytes that does not split
+/// a UTF-8 sequence (a sequence is at most four bytes long).
+constexpr std::string_view utf8_prefix(std::string_view text, std::size_t max) noexcept {
+  if (text.size() <= max) return text;
+  std::size_t end = max;
+  const auto is_continuation = [&](std::size_t i) {
+    return (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80;
+  };
+  for (int step = 0; step < 3 && end > 0 && is_continuation(end); ++step) --end;
+  return text.substr(0, end);
+}
+
+/// A name as text, cut to `max_name_bytes` with its full length noted.
+template <class Out>
+void append_text_name(Out& out, std::string_view name, const format_limits& limits) {
+  append_text_escaped(out, utf8_prefix(name, limits.max_name_bytes));
+  if (name.size() > limits.max_name_bytes) {
+    fmt::format_to(std::back_inserter(out), "... ({} bytes)", name.size());
+  }
+}
+
+/// Two spaces a level down to `max_indent_depth`; a deeper line says its
+/// depth instead of growing, so that text stays linear in the node count.
+template <class Out>
+void append_indented_name(Out& out, std::uint32_t depth, std::string_view name,
+                          const format_limits& limits) {
+  out.append(2 * std::size_t{std::min(depth, limits.max_indent_depth)}, ' ');
+  if (depth > limits.max_indent_depth) {
+    fmt::format_to(std::back_inserter(out), "[depth {}] ", depth);
+  }
+  append_text_name(out, name, limits);
+}
+
 /// One node's line, preceded by a `[Detached N]` line when it roots a
 /// detached subtree; `in_detached` carries that state from node to node of
 /// one tree. `Node` is a tree::node or a live tree_state::node_view.
 template <class Out, class Node>
 void append_text_node(Out& out, const Node& n, bool& in_detached,
-                      std::chrono::nanoseconds threshold) {
+                      std::chrono::nanoseconds threshold, const format_limits& limits) {
   if (n.is_detached_root) {
     in_detached = true;
     fmt::format_to(std::back_inserter(out), "[Detached {}]\n", n.id);
   }
-  out.append(2 * std::size_t{n.depth + (in_detached ? 1U : 0U)}, ' ');  // detached: one level in
-  append_text_escaped(out, n.span.name());
+  const std::uint32_t depth = n.depth + (in_detached ? 1U : 0U);  // detached: one level in
+  append_indented_name(out, depth, n.span.name(), limits);
   out += is_stuck(n.span, n.elapsed, threshold) ? " [!!! " : " [";
   append_duration(out, n.elapsed);
   out += ']';
@@ -150,21 +185,68 @@ void append_text_node(Out& out, const Node& n, bool& in_detached,
   out += '\n';
 }
 
-inline void append_json_node_head(std::string& out, const tree::node& n) {
-  auto it = std::back_inserter(out);
-  fmt::format_to(it, R"({{"id":{},"span":{{"name":)", n.id);
-  append_json_string(out, n.span.name());
-  fmt::format_to(it, R"(,"is_verbose":{},"is_long_running":{}}},"elapsed_ns":{},"children":[)",
-                 n.span.is_verbose(), n.span.is_long_running(), n.elapsed.count());
+/// `... N more nodes (max_nodes M)`, when max_nodes left some out.
+template <class Out>
+void append_omitted_nodes_line(Out& out, std::size_t total, std::size_t shown,
+                               const format_limits& limits) {
+  if (shown < total && shown == limits.max_nodes) {
+    fmt::format_to(std::back_inserter(out), "... {} more {} (max_nodes {})\n", total - shown,
+                   total - shown == 1 ? "node" : "nodes", limits.max_nodes);
+  }
+}
+
+/// Calls `line(node)` for the nodes of a tree in display order, up to
+/// `max_nodes`, and while `out` holds fewer than `max_bytes` bytes; returns
+/// how many it wrote. The first node is always written.
+template <class Node, class Line>
+std::size_t append_bounded(std::string& out, const std::vector<Node>& nodes,
+                           const format_limits& limits, std::size_t max_bytes, Line line) {
+  const std::size_t last = std::min(nodes.size(), limits.max_nodes);
+  std::size_t shown = 0;
+  for (; shown < last && (shown == 0 || out.size() < max_bytes); ++shown) line(nodes[shown]);
+  return shown;
+}
+
+/// `t` as text, within the limits; returns how many nodes were shown.
+inline std::size_t append_tree_text(std::string& out, const tree& t, const format_limits& limits,
+                                    std::size_t max_bytes) {
+  bool in_detached = false;
+  const std::size_t shown = append_bounded(out, t.nodes(), limits, max_bytes, [&](const auto& n) {
+    append_text_node(out, n, in_detached, t.long_running_threshold(), limits);
+  });
+  append_omitted_nodes_line(out, t.nodes().size(), shown, limits);
+  return shown;
+}
+
+/// A name as a JSON string: whole, unless `shorten_json_names` asks to cut
+/// it as text does.
+inline void append_json_name(std::string& out, std::string_view name, const format_limits& limits) {
+  if (!limits.shorten_json_names || name.size() <= limits.max_name_bytes) {
+    append_json_string(out, name);
+    return;
+  }
+  append_json_string(
+      out, fmt::format("{}... ({} bytes)", utf8_prefix(name, limits.max_name_bytes), name.size()));
+}
+
+/// `{"name", "is_verbose", "is_long_running"}`: the crate's span.
+inline void append_json_span(std::string& out, const span& s, const format_limits& limits) {
+  out += R"({"name":)";
+  append_json_name(out, s.name(), limits);
+  fmt::format_to(std::back_inserter(out), R"(,"is_verbose":{},"is_long_running":{}}})",
+                 s.is_verbose(), s.is_long_running());
 }
 
 /// Writes nodes [first, last), which hold one subtree in display order, as
 /// nested JSON objects; `head(out, node)` writes a node's fields up to its
-/// open `"children":[`. Iterative, so that depth costs no stack.
+/// open `"children":[`. Stops before a node once `out` holds `max_bytes`
+/// (never before the first) and returns where it stopped. Iterative, so
+/// that depth costs no stack.
 template <class It, class Head>
-void append_json_subtree(std::string& out, It first, It last, Head head) {
+It append_json_subtree(std::string& out, It first, It last, std::size_t max_bytes, Head head) {
   std::vector<std::uint32_t> open;  // depths of the objects not yet closed
-  for (It n = first; n != last; ++n) {
+  It n = first;
+  for (; n != last && (n == first || out.size() < max_bytes); ++n) {
     const bool has_elder_sibling = !open.empty() && open.back() >= n->depth;
     for (; !open.empty() && open.back() >= n->depth; open.pop_back()) out += "]}";
     if (has_elder_sibling) out += ',';
@@ -172,53 +254,131 @@ void append_json_subtree(std::string& out, It first, It last, Head head) {
     open.push_back(n->depth);
   }
   for (; !open.empty(); open.pop_back()) out += "]}";
+  return n;
 }
 
 /// `"tree":...,"detached":[...]` for nodes in display order (the main tree,
 /// then each detached subtree): the shape shared by a tree and a group of
-/// trees in JSON.
+/// trees in JSON. Bounded as append_bounded; returns how many nodes it wrote.
 template <class Node, class Head>
-void append_json_forest(std::string& out, const std::vector<Node>& nodes, Head head) {
+std::size_t append_json_forest(std::string& out, const std::vector<Node>& nodes,
+                               const format_limits& limits, std::size_t max_bytes, Head head) {
   const auto is_detached_root = [](const Node& n) { return n.is_detached_root; };
-  const auto detached = std::find_if(nodes.begin(), nodes.end(), is_detached_root);
+  const auto end =
+      nodes.begin() + static_cast<std::ptrdiff_t>(std::min(nodes.size(), limits.max_nodes));
+  const auto detached = std::find_if(nodes.begin(), end, is_detached_root);
+  auto stopped = nodes.begin();
   out += R"("tree":)";
-  if (nodes.empty()) {
+  if (end == nodes.begin()) {
     out += "null";
   } else {
-    append_json_subtree(out, nodes.begin(), detached, head);
+    stopped = append_json_subtree(out, nodes.begin(), detached, max_bytes, head);
   }
   out += R"(,"detached":[)";
-  for (auto n = detached; n != nodes.end();) {
-    const auto end = std::find_if(n + 1, nodes.end(), is_detached_root);
+  for (auto n = detached; n == stopped && n != end && out.size() < max_bytes;) {
+    const auto subtree_end = std::find_if(n + 1, end, is_detached_root);
     if (n != detached) out += ',';
-    append_json_subtree(out, n, end, head);
-    n = end;
+    stopped = append_json_subtree(out, n, subtree_end, max_bytes, head);
+    n = subtree_end;
   }
   out += ']';
+  return static_cast<std::size_t>(stopped - nodes.begin());
 }
 
-}  // namespace detail
-
-inline std::string tree::to_string() const {
-  std::string out;
-  bool in_detached = false;
-  for (const node& n : nodes_) detail::append_text_node(out, n, in_detached, threshold_);
-  return out;
-}
-
-inline std::string tree::to_json() const {
-  std::string out;
+/// The flat JSON form, readable at any depth by a parser with a small
+/// nesting limit: `"nodes":[{"id","parent",...}],"detached_roots":[ids]`,
+/// `parent` null for the root and each detached root. `id_of(node, index)`
+/// gives a node's id; `fields(out, node)` writes `"span":...,"elapsed_ns":...`.
+/// Bounded as append_bounded; returns how many nodes it wrote.
+template <class Node, class IdOf, class Fields>
+std::size_t append_flat_nodes(std::string& out, const std::vector<Node>& nodes,
+                              const format_limits& limits, std::size_t max_bytes, IdOf id_of,
+                              Fields fields) {
   auto it = std::back_inserter(out);
-  fmt::format_to(it, R"({{"current":{},)", current_id_);
-  detail::append_json_forest(out, nodes_, &detail::append_json_node_head);
+  std::vector<std::uint32_t> ancestors;  // ids, by depth, above the node being written
+  std::vector<std::uint32_t> detached_roots;
+  out += R"("nodes":[)";
+  std::size_t index = 0;
+  const std::size_t shown = append_bounded(out, nodes, limits, max_bytes, [&](const Node& n) {
+    const std::uint32_t id = id_of(n, index);
+    ancestors.resize(n.depth);
+    if (index++ > 0) out += ',';
+    if (n.depth == 0) {
+      fmt::format_to(it, R"({{"id":{},"parent":null,)", id);
+    } else {
+      fmt::format_to(it, R"({{"id":{},"parent":{},)", id, ancestors.back());
+    }
+    fields(out, n);
+    fmt::format_to(it, R"(,"current":{}}})", n.is_current);
+    ancestors.push_back(id);
+    if (n.is_detached_root) detached_roots.push_back(id);
+  });
+  fmt::format_to(it, R"(],"detached_roots":[{}],"omitted_nodes":{})",
+                 fmt::join(detached_roots, ","), nodes.size() - shown);
+  return shown;
+}
+
+/// `t` in the nested (crate's) JSON form, within the limits; an
+/// `"omitted_nodes"` field is added only when some were left out.
+inline std::size_t append_tree_json(std::string& out, const tree& t, const format_limits& limits,
+                                    std::size_t max_bytes) {
+  auto it = std::back_inserter(out);
+  fmt::format_to(it, R"({{"current":{},)", t.current_id());
+  const std::size_t shown = append_json_forest(
+      out, t.nodes(), limits, max_bytes, [&](std::string& o, const tree::node& n) {
+        fmt::format_to(std::back_inserter(o), R"({{"id":{},"span":)", n.id);
+        append_json_span(o, n.span, limits);
+        fmt::format_to(std::back_inserter(o), R"(,"elapsed_ns":{},"children":[)",
+                       n.elapsed.count());
+      });
   out += R"(,"current_ids":[)";
   bool first = true;
-  for (const node& n : nodes_) {
+  for (const tree::node& n : t.nodes()) {
     if (!n.is_current) continue;
     fmt::format_to(it, "{}{}", first ? "" : ",", n.id);
     first = false;
   }
-  out += "]}";
+  out += ']';
+  if (shown < t.nodes().size()) {
+    fmt::format_to(it, R"(,"omitted_nodes":{})", t.nodes().size() - shown);
+  }
+  out += '}';
+  return shown;
+}
+
+/// `t` in the flat JSON form: `{"current", "nodes", "detached_roots",
+/// "omitted_nodes"}`.
+inline std::size_t append_tree_flat_json(std::string& out, const tree& t,
+                                         const format_limits& limits, std::size_t max_bytes) {
+  fmt::format_to(std::back_inserter(out), R"({{"current":{},)", t.current_id());
+  const std::size_t shown = append_flat_nodes(
+      out, t.nodes(), limits, max_bytes, [](const tree::node& n, std::size_t) { return n.id; },
+      [&](std::string& o, const tree::node& n) {
+        o += R"("span":)";
+        append_json_span(o, n.span, limits);
+        fmt::format_to(std::back_inserter(o), R"(,"elapsed_ns":{})", n.elapsed.count());
+      });
+  out += '}';
+  return shown;
+}
+
+}  // namespace detail
+
+inline std::string tree::to_string(const format_limits& limits) const {
+  std::string out;
+  detail::append_tree_text(out, *this, limits, unlimited);
+  return out;
+}
+
+inline std::string tree::to_json(const format_limits& limits) const {
+  std::string out;
+  detail::append_tree_json(out, *this, limits, unlimited);
+  return out;
+}
+
+inline std::string tree::to_flat_json(const format_limits& limits) const {
+  std::string out;
+  detail::append_tree_flat_json(out, *this, limits, unlimited);
   return out;
 }
 

@@ -8,6 +8,7 @@
 
 #include <await_tree/any_key.hpp>
 #include <await_tree/format.hpp>
+#include <await_tree/format_limits.hpp>
 #include <await_tree/span.hpp>
 #include <await_tree/tree.hpp>
 
@@ -179,48 +180,79 @@ inline void append_spread(std::string& out, const tree_group::node& n) {
 
 /// A group in the text format: its header, then the shape as a tree's text
 /// with spreads for durations (`!!!` when the slowest task is stuck there),
-/// then a blank line.
-inline void append_group_text(std::string& out, const tree_group& g, std::size_t keys_shown) {
+/// then a blank line. Bounded as append_bounded; returns how many nodes it
+/// wrote.
+inline std::size_t append_group_text(std::string& out, const tree_group& g, std::size_t keys_shown,
+                                     const format_limits& limits, std::size_t max_bytes) {
   append_group_header(out, g, keys_shown);
   bool in_detached = false;
-  for (const tree_group::node& n : g.nodes) {
-    if (n.is_detached_root) {
-      in_detached = true;
-      out += "[Detached]\n";
-    }
-    out.append(2 * std::size_t{n.depth + (in_detached ? 1U : 0U)}, ' ');
-    append_text_escaped(out, n.span.name());
-    out += is_stuck(n.span, n.max_elapsed, g.long_running_threshold) ? " [!!! " : " [";
-    append_spread(out, n);
-    out += ']';
-    if (n.is_current) out += "  <== current";
-    out += '\n';
-  }
+  const std::size_t shown =
+      append_bounded(out, g.nodes, limits, max_bytes, [&](const tree_group::node& n) {
+        if (n.is_detached_root) {
+          in_detached = true;
+          out += "[Detached]\n";
+        }
+        append_indented_name(out, n.depth + (in_detached ? 1U : 0U), n.span.name(), limits);
+        out += is_stuck(n.span, n.max_elapsed, g.long_running_threshold) ? " [!!! " : " [";
+        append_spread(out, n);
+        out += ']';
+        if (n.is_current) out += "  <== current";
+        out += '\n';
+      });
+  append_omitted_nodes_line(out, g.nodes.size(), shown, limits);
   out += '\n';
+  return shown;
 }
 
-inline void append_group_node_json_head(std::string& out, const tree_group::node& n) {
-  out += R"({"span":{"name":)";
-  append_json_string(out, n.span.name());
-  fmt::format_to(std::back_inserter(out),
-                 R"(,"is_verbose":{},"is_long_running":{}}},"is_current":{},)"
-                 R"("elapsed_ns":{{"min":{},"median":{},"max":{}}},"children":[)",
-                 n.span.is_verbose(), n.span.is_long_running(), n.is_current, n.min_elapsed.count(),
-                 n.median_elapsed.count(), n.max_elapsed.count());
+inline void append_spread_json(std::string& out, const tree_group::node& n) {
+  fmt::format_to(std::back_inserter(out), R"({{"min":{},"median":{},"max":{}}})",
+                 n.min_elapsed.count(), n.median_elapsed.count(), n.max_elapsed.count());
 }
 
-/// `{"count", "keys": [first keys], "tree", "detached"}`, nodes as in a
-/// tree's JSON but with `is_current` and `elapsed_ns` as min/median/max.
-inline void append_group_json(std::string& out, const tree_group& g, std::size_t keys_shown) {
+/// `{"count", "keys": [first keys], ...}`, then the nodes: in the nested
+/// form `"tree", "detached"` as in a tree's JSON but with `is_current` and
+/// `elapsed_ns` as min/median/max; in the flat form `"nodes",
+/// "detached_roots", "omitted_nodes"` with ids numbering the nodes in order.
+/// Bounded as append_bounded; returns how many nodes it wrote.
+inline std::size_t append_group_json(std::string& out, const tree_group& g, std::size_t keys_shown,
+                                     bool flat, const format_limits& limits,
+                                     std::size_t max_bytes) {
   fmt::format_to(std::back_inserter(out), R"({{"count":{},"keys":[)", g.keys.size());
-  const std::size_t shown = std::min(keys_shown, g.keys.size());
-  for (std::size_t i = 0; i < shown; ++i) {
+  const std::size_t shown_keys = std::min(keys_shown, g.keys.size());
+  for (std::size_t i = 0; i < shown_keys; ++i) {
     if (i > 0) out += ',';
     append_json_string(out, g.keys[i].to_string());
   }
   out += "],";
-  append_json_forest(out, g.nodes, &append_group_node_json_head);
+  std::size_t shown = 0;
+  if (flat) {
+    shown = append_flat_nodes(
+        out, g.nodes, limits, max_bytes,
+        [](const tree_group::node&, std::size_t index) {
+          return static_cast<std::uint32_t>(index);
+        },
+        [&](std::string& o, const tree_group::node& n) {
+          o += R"("span":)";
+          append_json_span(o, n.span, limits);
+          o += R"(,"elapsed_ns":)";
+          append_spread_json(o, n);
+        });
+  } else {
+    shown = append_json_forest(
+        out, g.nodes, limits, max_bytes, [&](std::string& o, const tree_group::node& n) {
+          o += R"({"span":)";
+          append_json_span(o, n.span, limits);
+          fmt::format_to(std::back_inserter(o), R"(,"is_current":{},)", n.is_current);
+          o += R"("elapsed_ns":)";
+          append_spread_json(o, n);
+          o += R"(,"children":[)";
+        });
+    if (shown < g.nodes.size()) {
+      fmt::format_to(std::back_inserter(out), R"(,"omitted_nodes":{})", g.nodes.size() - shown);
+    }
+  }
   out += '}';
+  return shown;
 }
 
 }  // namespace detail

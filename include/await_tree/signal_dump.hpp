@@ -29,6 +29,7 @@ namespace await_tree {
 
 struct signal_dump_options {
   /// What to dump; by default every tree of the global registry as text.
+  /// An unlimited `max_bytes` becomes handler_max_bytes (16 MiB).
   dump_options dump{};
   /// The file each dump is appended to; stderr when empty.
   std::string path{};
@@ -94,6 +95,7 @@ class signal_dump {
   /// handler cannot be set up (SIGKILL and SIGSTOP cannot be handled).
   explicit signal_dump(int sig = SIGUSR1, signal_dump_options options = {})
       : signal_(sig), options_(std::move(options)) {
+    if (options_.dump.max_bytes == unlimited) options_.dump.max_bytes = handler_max_bytes;
     if (sig <= 0 || sig >= NSIG || detail::is_crash_signal(sig)) {
       throw std::invalid_argument("await-tree: signal_dump cannot use signal " +
                                   std::to_string(sig));
@@ -190,7 +192,7 @@ class signal_dump {
   void write_dump() const noexcept {
     try {
       std::string text = dump_to_string(options_.dump);
-      if (options_.dump.format == dump_format::json) text += '\n';  // one dump a line
+      if (options_.dump.format != dump_format::text) text += '\n';  // one dump a line
       std::FILE* out = options_.path.empty() ? stderr : std::fopen(options_.path.c_str(), "a");
       if (out == nullptr) {
         const std::error_code error(errno, std::generic_category());

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <await_tree/format_limits.hpp>
 #include <await_tree/span.hpp>
 
 #include <algorithm>
@@ -53,8 +54,12 @@ class tree {
     return threshold_;
   }
 
-  [[nodiscard]] std::string to_string() const;
-  [[nodiscard]] std::string to_json() const;
+  /// The text format; deep trees and long names are bounded by `limits`.
+  [[nodiscard]] std::string to_string(const format_limits& limits = {}) const;
+  /// The nested JSON form, the Rust crate's.
+  [[nodiscard]] std::string to_json(const format_limits& limits = {}) const;
+  /// The flat JSON form: nodes in a list with their parents' ids.
+  [[nodiscard]] std::string to_flat_json(const format_limits& limits = {}) const;
 
  private:
   std::vector<node> nodes_;

@@ -7,6 +7,7 @@
 
 #include <await_tree/any_key.hpp>
 #include <await_tree/format.hpp>
+#include <await_tree/format_limits.hpp>
 #include <await_tree/registry.hpp>
 #include <await_tree/tree.hpp>
 #include <await_tree/waiting.hpp>
@@ -46,7 +47,7 @@ inline void print_stall(const stall& s, std::FILE* out = stderr) {
   std::string text = fmt::format("await-tree watchdog: task [{}] has been waiting ", s.key);
   detail::append_duration(text, s.node.elapsed);
   text += " at \"";
-  detail::append_text_escaped(text, s.node.span.name());
+  detail::append_text_name(text, s.node.span.name(), format_limits{});
   text += "\"\n" + s.snapshot.to_string() + '\n';
   std::fwrite(text.data(), 1, text.size(), out);
   std::fflush(out);

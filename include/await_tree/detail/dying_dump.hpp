@@ -12,6 +12,7 @@
 #include <await_tree/detail/tree_state.hpp>
 #include <await_tree/dump.hpp>
 #include <await_tree/format.hpp>
+#include <await_tree/format_limits.hpp>
 #include <await_tree/registry.hpp>
 
 #include <fmt/format.h>
@@ -45,6 +46,7 @@ class fd_writer {
   void push_back(char c) noexcept {
     if (used_ == size_) flush();
     buffer_[used_++] = c;
+    ++written_;
   }
   fd_writer& operator+=(char c) noexcept {
     push_back(c);
@@ -57,6 +59,9 @@ class fd_writer {
   void append(std::size_t count, char c) noexcept {
     for (; count > 0; --count) push_back(c);
   }
+
+  /// Bytes given so far, flushed or not.
+  [[nodiscard]] std::size_t written() const noexcept { return written_; }
 
   /// Errors are ignored: a dying process has nowhere else to report them.
   void flush() noexcept {
@@ -77,6 +82,7 @@ class fd_writer {
   char* buffer_;
   std::size_t size_;
   std::size_t used_ = 0;
+  std::size_t written_ = 0;
 };
 
 template <class... Integers>
@@ -105,26 +111,53 @@ inline void write_key_without_allocating(fd_writer& out, const any_key& key) noe
   }
 }
 
-/// Writes `t` as tree::to_string() does, or a line saying why it cannot.
-inline void write_tree(fd_writer& out, tree_state& t) noexcept {
+/// Writes the nodes of `t` as tree::to_string(limits) does, stopping at
+/// `max_nodes` or once `out` has taken `max_bytes` (the first node is always
+/// written). The nodes left are not counted: the walk that would count them
+/// costs as much as writing them.
+inline void write_nodes(fd_writer& out, const tree_state& t, const format_limits& limits,
+                        std::size_t max_bytes) noexcept {
+  bool in_detached = false;
+  std::size_t shown = 0;
+  bool cut_by_nodes = false;
+  bool cut_by_bytes = false;
+  t.walk([&](const tree_state::node_view& n) {
+    cut_by_nodes = shown == limits.max_nodes;
+    cut_by_bytes = shown > 0 && out.written() >= max_bytes;
+    if (cut_by_nodes || cut_by_bytes) return false;
+    append_text_node(out, n, in_detached, t.long_running_threshold(), limits);
+    ++shown;
+    return true;
+  });
+  if (cut_by_nodes) {
+    fmt::format_to(std::back_inserter(out), "... more nodes not shown (max_nodes {})\n",
+                   limits.max_nodes);
+  } else if (cut_by_bytes) {
+    fmt::format_to(std::back_inserter(out), "... more nodes not shown (max_bytes {})\n", max_bytes);
+  }
+}
+
+/// Writes `t` as tree::to_string(limits) does (see write_nodes), or a line
+/// saying why it cannot.
+inline void write_tree(fd_writer& out, tree_state& t, const format_limits& limits,
+                       std::size_t max_bytes) noexcept {
   const auto lock = t.try_lock_briefly();
   if (!lock.owns_lock()) {
     out += "(not shown: its tree is locked, maybe by the dying thread)\n";
   } else if (t.is_closed()) {
     out += "(the task has ended)\n";
   } else {
-    bool in_detached = false;
-    t.walk([&](const tree_state::node_view& n) {
-      append_text_node(out, n, in_detached, t.long_running_threshold());
-    });
+    write_nodes(out, t, limits, max_bytes);
   }
 }
 
 /// Writes every task of the global registry as `[key]` and its tree, the
-/// tree `own` (the terminating thread's task) marked, then a last line.
-/// Tasks come in the registry's internal order: sorting would allocate.
+/// tree `own` (the terminating thread's task) marked, then a last line; the
+/// tasks that would start past `max_bytes` are only counted. Tasks come in
+/// the registry's internal order: sorting would allocate.
 template <class WriteKey>
-void write_every_task(fd_writer& out, const tree_state* own, WriteKey write_key) noexcept {
+void write_every_task(fd_writer& out, const tree_state* own, WriteKey write_key,
+                      const format_limits& limits, std::size_t max_bytes) noexcept {
   const registry* reg = global_registry();
   if (reg == nullptr) {
     out += "await-tree: ";
@@ -133,12 +166,17 @@ void write_every_task(fd_writer& out, const tree_state* own, WriteKey write_key)
     return;
   }
   std::size_t shown = 0;
+  std::size_t cut = 0;
   registry_access::state(*reg).try_visit_all(
       [&](const any_key& key, tree_state& t) {
+        if (out.written() >= max_bytes) {
+          ++cut;
+          return;
+        }
         out += '[';
         write_key(out, key);
         out += &t == own ? "]  <== the terminating thread's task\n" : "]\n";
-        write_tree(out, t);
+        write_tree(out, t, limits, max_bytes);
         out += '\n';
         ++shown;
       },
@@ -146,8 +184,12 @@ void write_every_task(fd_writer& out, const tree_state* own, WriteKey write_key)
         out += "await-tree: (a registry shard is locked, maybe by the dying thread: its tasks are ";
         out += "not shown)\n\n";
       });
-  fmt::format_to(std::back_inserter(out), "await-tree: end of dump ({} {})\n", shown,
+  fmt::format_to(std::back_inserter(out), "await-tree: end of dump ({} {}", shown,
                  shown == 1 ? "task" : "tasks");
+  if (cut > 0) {
+    fmt::format_to(std::back_inserter(out), "; {} more not shown, max_bytes {}", cut, max_bytes);
+  }
+  out += ")\n";
 }
 
 }  // namespace await_tree::detail

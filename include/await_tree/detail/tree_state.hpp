@@ -154,16 +154,17 @@ class tree_state {
 
   /// Calls `visit(node_view)` for each node, in the order of snapshot(),
   /// without allocating: the crash handlers' snapshot. Siblings are put in
-  /// order by scanning them, which is quadratic in a node's child count.
+  /// order by scanning them, which is quadratic in a node's child count, so
+  /// the walk stops as soon as `visit` returns false.
   template <class Visit>
   void walk(Visit visit) const {
     const std::chrono::nanoseconds now = clock_();
     const running_set running =
         running_nodes([](spin_mutex& m) { return detail::try_lock_briefly(m); });
-    walk_subtree(root_node, now, running, visit);
+    if (!walk_subtree(root_node, now, running, visit)) return;
     for (node_id d = next_child_by_start(detached_container, no_node); d != no_node;
          d = next_child_by_start(detached_container, d)) {
-      walk_subtree(d, now, running, visit);
+      if (!walk_subtree(d, now, running, visit)) return;
     }
   }
 
@@ -362,15 +363,17 @@ class tree_state {
   }
 
   /// Pre-order without a stack (so without allocating): down to the first
-  /// child, else on past the subtree.
+  /// child, else on past the subtree. False when `visit` stopped the walk.
   template <class Visit>
-  void walk_subtree(node_id top, std::chrono::nanoseconds now, const running_set& running,
+  bool walk_subtree(node_id top, std::chrono::nanoseconds now, const running_set& running,
                     Visit& visit) const {
     std::uint32_t depth = 0;
     for (node_id n = top; n != no_node;) {
       const slot& s = slots_[n];
-      visit(node_view{n, *s.label, now - s.start, depth, shows_current(n, running),
-                      s.parent == detached_container});
+      if (!visit(node_view{n, *s.label, now - s.start, depth, shows_current(n, running),
+                           s.parent == detached_container})) {
+        return false;
+      }
       if (const node_id child = next_child_by_start(n, no_node); child != no_node) {
         n = child;
         ++depth;
@@ -378,6 +381,7 @@ class tree_state {
         n = next_beyond(n, top, depth);
       }
     }
+    return true;
   }
 
   /// The next sibling of `n` or of its nearest ancestor below `top` that has
