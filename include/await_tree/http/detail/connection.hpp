@@ -9,6 +9,7 @@
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -23,6 +24,9 @@ namespace await_tree::http::detail {
 
 /// A request head (request line and fields) may be at most this long.
 inline constexpr std::size_t max_request_head = 8192;
+
+/// How long a connection drains the client's input after the response.
+inline constexpr std::chrono::milliseconds linger_timeout{1000};
 
 using strand = asio::strand<asio::io_context::executor_type>;
 
@@ -112,13 +116,13 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   /// Ends the sending side, then reads and drops what the client still
-  /// sends until it closes (or the request timeout passes): closing a socket
-  /// with unread input resets the connection, which could destroy the
-  /// response before the client has read it.
+  /// sends until it closes (for a second at most): closing a socket with
+  /// unread input resets the connection, which could destroy the response
+  /// before the client has read it.
   void linger() {
     asio::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-    arm_timer(settings_->request_timeout);
+    arm_timer(std::min(settings_->request_timeout, linger_timeout));
     drain();
   }
 
