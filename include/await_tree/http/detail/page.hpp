@@ -60,8 +60,9 @@ summary { cursor: pointer; }
 // Above this many tasks the page groups by default: ten thousand trees
 // would not be read one by one anyway.
 const groupAbove = 500;
-// The ungrouped view loads at most this many trees.
-const ungroupedLimit = 1000;
+// The ungrouped view renders at most this many trees (of those matching
+// the search: it loads them all, so that the search sees every task).
+const renderLimit = 1000;
 const refreshMs = 2000;
 const threshold = Number(document.body.dataset.longRunningNs);
 const fragment = new URLSearchParams(location.hash.slice(1));
@@ -185,11 +186,14 @@ function render() {
   $("pause").textContent = state.paused ? "resume" : "pause";
   status.className = state.error ? "error" : "";
   if (state.error) status.textContent = state.error;
-  if (!state.data) return;
+  if (!state.data) {
+    main.dataset.state = state.error ? "error" : "loading";
+    return;
+  }
   const all = entries(state.data);
   const shown = all.filter((e) => matches(e.keys, e.forest));
   const total = totalTasks(state.data);
-  const sections = shown.map((e, i) => {
+  const sections = shown.slice(0, renderLimit).map((e, i) => {
     const section = element("section", "task");
     const heading = element("h2");
     if (state.dataGrouped) heading.append(element("span", "count", e.count + (e.count === 1 ? " task" : " tasks")));
@@ -199,9 +203,9 @@ function render() {
     return section;
   });
   if (sections.length === 0) sections.push(element("p", "note", total === 0 ? "No tasks." : "Nothing matches the search."));
-  if (!state.dataGrouped && state.data.omitted_tasks > 0) {
-    sections.push(element("p", "note", "Showing the first " + state.data.tasks.length + " of " + total +
-                          " tasks; the grouped view shows them all."));
+  if (shown.length > renderLimit) {
+    sections.push(element("p", "note", "Showing the first " + renderLimit + " of " + shown.length +
+                          " tasks; search, or the grouped view, to see the others."));
   }
   main.replaceChildren(...sections);
   main.dataset.state = "ready";
@@ -218,8 +222,6 @@ function query(grouped) {
   if (grouped) {
     q.set("grouped", "1");
     q.set("mask_digits", "1");
-  } else {
-    q.set("limit", String(ungroupedLimit));
   }
   if (state.longest) q.set("order", "longest_waiting_first");
   return q;

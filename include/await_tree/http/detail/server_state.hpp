@@ -5,8 +5,10 @@
 
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string_view>
@@ -24,6 +26,7 @@ class server_state : public std::enable_shared_from_this<server_state> {
                std::shared_ptr<const connection_settings> settings, std::size_t max_connections)
       : strand_(asio::make_strand(io)),
         acceptor_(strand_, endpoint),
+        retry_timer_(strand_),
         settings_(std::move(settings)),
         max_connections_(max_connections) {}
 
@@ -43,8 +46,18 @@ class server_state : public std::enable_shared_from_this<server_state> {
     acceptor_.async_accept(strand_, [self = shared_from_this()](const asio::error_code& error,
                                                                 asio::ip::tcp::socket socket) {
       if (!self->acceptor_.is_open()) return;
-      if (!error) self->admit(std::move(socket));
+      if (error) return self->accept_later();
+      self->admit(std::move(socket));
       self->accept();
+    });
+  }
+
+  /// After a failed accept (out of file descriptors, say), a pause rather
+  /// than a loop that fails as fast as it can.
+  void accept_later() {
+    retry_timer_.expires_after(std::chrono::milliseconds(100));
+    retry_timer_.async_wait([self = shared_from_this()](const asio::error_code& error) {
+      if (!error && self->acceptor_.is_open()) self->accept();
     });
   }
 
@@ -75,6 +88,7 @@ class server_state : public std::enable_shared_from_this<server_state> {
   void close_all() {
     asio::error_code ignored;
     acceptor_.close(ignored);
+    retry_timer_.cancel();
     // close() erases the entry through on_closed: iterate over a copy.
     const auto open = connections_;
     for (const auto& [raw, weak] : open) {
@@ -85,6 +99,7 @@ class server_state : public std::enable_shared_from_this<server_state> {
 
   strand strand_;
   asio::ip::tcp::acceptor acceptor_;
+  asio::steady_timer retry_timer_;
   std::shared_ptr<const connection_settings> settings_;
   std::size_t max_connections_;
   std::unordered_map<connection*, std::weak_ptr<connection>> connections_;
