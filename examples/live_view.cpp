@@ -15,10 +15,9 @@
 #include <await_tree/await_tree.hpp>
 #include <await_tree/http.hpp>
 
-#include "runtime/combinators.hpp"
+#include "connection_service.hpp"
 #include "runtime/event.hpp"
 #include "runtime/executor.hpp"
-#include "runtime/task.hpp"
 
 #include <asio/connect.hpp>
 #include <asio/read.hpp>
@@ -34,33 +33,6 @@
 namespace {
 
 using namespace std::chrono_literals;
-using await_tree::instrument;
-using await_tree::span;
-
-struct service {
-  rt::executor& ex;
-  rt::event& never;  // what the stuck and idle connections wait for
-
-  rt::task<> connection(int id) {
-    co_await instrument(ex.sleep(std::chrono::milliseconds(id * 37 % 500)), "accept");
-    if (id % 20 < 13) {
-      co_await instrument(never.wait(), span("read request").long_running());
-    } else if (id % 20 < 19) {
-      co_await instrument(
-          rt::when_all(instrument(never.wait(), "fetch rows from replica 2"),
-                       instrument(never.wait(), span("refresh lease").long_running())),
-          fmt::format("query {}", id * 31));
-    } else {
-      co_await instrument(never.wait(), "write response");  // to a client that reads no more
-    }
-  }
-
-  void open(int id) {
-    rt::spawn(ex, await_tree::global_registry()
-                      ->register_task(fmt::format("conn {}", id), fmt::format("connection {}", id))
-                      .instrument(connection(id)));
-  }
-};
 
 /// GET `target` from the server, as a client would: the whole response.
 std::string http_get(std::uint16_t port, std::string_view target) {
@@ -84,8 +56,8 @@ int main(int argc, char** argv) {
 
   rt::executor ex;
   rt::event never;
-  service s{ex, never};
-  for (int id = 0; id < 1000; ++id) s.open(id);
+  example::connection_service s{ex, never, 500ms};
+  for (int id = 0; id < 1000; ++id) s.open(*await_tree::global_registry(), id);
 
   // Loopback only; serves the global registry on a thread of its own.
   await_tree::http::server server({.port = static_cast<std::uint16_t>(port_argument)});

@@ -68,6 +68,7 @@ class connection : public std::enable_shared_from_this<connection> {
 
  private:
   void arm_timer(std::chrono::milliseconds timeout) {
+    if (closed_) return;
     const std::uint64_t armed = ++timer_generation_;
     timer_.expires_after(timeout);
     timer_.async_wait([self = shared_from_this(), armed](const asio::error_code& error) {
@@ -80,7 +81,8 @@ class connection : public std::enable_shared_from_this<connection> {
     socket_.async_read_some(
         asio::buffer(chunk_),
         [self = shared_from_this()](const asio::error_code& error, std::size_t n) {
-          if (error) return self->close();
+          // Also when close() came first (from stop()) with the result queued.
+          if (error || self->closed_) return self->close();
           self->received_.append(self->chunk_.data(), n);
           self->on_received();
         });
@@ -110,7 +112,7 @@ class connection : public std::enable_shared_from_this<connection> {
     arm_timer(settings_->response_timeout);
     asio::async_write(socket_, asio::buffer(outgoing_),
                       [self = shared_from_this()](const asio::error_code& error, std::size_t) {
-                        if (error) return self->close();
+                        if (error || self->closed_) return self->close();
                         self->linger();
                       });
   }
@@ -129,7 +131,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void drain() {
     socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](
                                                       const asio::error_code& error, std::size_t) {
-      if (error) return self->close();
+      if (error || self->closed_) return self->close();
       self->drain();
     });
   }

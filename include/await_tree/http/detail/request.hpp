@@ -19,7 +19,6 @@ enum class status {
   unauthorized = 401,
   not_found = 404,
   method_not_allowed = 405,
-  request_timeout = 408,
   payload_too_large = 413,
   service_unavailable = 503,
 };
@@ -36,8 +35,6 @@ constexpr std::string_view reason(status s) noexcept {
       return "Not Found";
     case status::method_not_allowed:
       return "Method Not Allowed";
-    case status::request_timeout:
-      return "Request Timeout";
     case status::payload_too_large:
       return "Payload Too Large";
     case status::service_unavailable:
