@@ -16,10 +16,9 @@
 
 #include <await_tree/await_tree.hpp>
 
-#include "runtime/combinators.hpp"
+#include "connection_service.hpp"
 #include "runtime/event.hpp"
 #include "runtime/executor.hpp"
-#include "runtime/task.hpp"
 
 #include <fmt/format.h>
 
@@ -29,34 +28,8 @@
 namespace {
 
 using namespace std::chrono_literals;
-using await_tree::instrument;
-using await_tree::span;
 
-struct service {
-  rt::executor& ex;
-  rt::event& never;  // what the stuck and idle connections wait for
-
-  rt::task<> connection(int id) {
-    co_await instrument(ex.sleep(std::chrono::milliseconds(id * 37 % 20000)), "accept");
-    if (id % 20 < 13) {
-      co_await instrument(never.wait(), span("read request").long_running());
-    } else if (id % 20 < 19) {
-      co_await instrument(
-          rt::when_all(instrument(never.wait(), "fetch rows from replica 2"),
-                       instrument(never.wait(), span("refresh lease").long_running())),
-          fmt::format("query {}", id * 31));
-    } else {
-      co_await instrument(ex.sleep(50s), "write response");
-    }
-  }
-
-  void open(await_tree::registry& reg, int id) {
-    rt::spawn(ex, reg.register_task(fmt::format("conn {}", id), fmt::format("connection {}", id))
-                      .instrument(connection(id)));
-  }
-};
-
-void grouped_dump(service& s, await_tree::registry& reg) {
+void grouped_dump(example::connection_service& s, await_tree::registry& reg) {
   for (int id = 0; id < 1000; ++id) s.open(reg, id);
   s.ex.run_until(30s);
   std::puts("--- 1,000 connections after 30 s, grouped ---");
@@ -65,7 +38,7 @@ void grouped_dump(service& s, await_tree::registry& reg) {
       {.source = reg, .grouped = true, .grouping = {.normalize = &await_tree::mask_digits}});
 }
 
-void watched(service& s, await_tree::registry& reg) {
+void watched(example::connection_service& s, await_tree::registry& reg) {
   s.open(reg, 0);   // idle in a long-running read: never reported
   s.open(reg, 13);  // stuck on replica 2: reported once
   std::puts("--- a watchdog checking every second for 15 s ---");
@@ -87,7 +60,7 @@ void run(Story story) {
   await_tree::registry reg({.clock = &rt::manual_clock::now});
   rt::executor ex(true);
   rt::event never;
-  service s{ex, never};
+  example::connection_service s{ex, never, 20s};
   story(s, reg);
   never.set();
   ex.run();

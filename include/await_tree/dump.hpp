@@ -59,6 +59,8 @@ struct dump_options {
   /// past this many bytes (so it ends at most one line, or one JSON node,
   /// beyond it); a last line (fields in JSON) counts what was left out.
   std::size_t max_bytes = unlimited;
+  /// Only the tasks whose key (as text) contains this; every task when empty.
+  std::string key_contains{};
 };
 
 namespace detail {
@@ -102,9 +104,14 @@ constexpr bool natural_less(std::string_view a, std::string_view b) noexcept {
 }
 
 /// The trees of `reg`, in the order `order` asks for.
-inline std::vector<std::pair<any_key, tree>> collect_in_order(const registry& reg,
-                                                              dump_order order) {
+inline std::vector<std::pair<any_key, tree>> collect_in_order(const registry& reg, dump_order order,
+                                                              std::string_view key_contains) {
   auto trees = reg.collect_all();
+  if (!key_contains.empty()) {
+    std::erase_if(trees, [key_contains](const std::pair<any_key, tree>& entry) {
+      return entry.first.to_string().find(key_contains) == std::string::npos;
+    });
+  }
   struct sort_entry {
     std::string key;
     std::chrono::nanoseconds wait;
@@ -228,7 +235,7 @@ inline void append_groups_json(std::string& out, const std::vector<tree_group>& 
 }
 
 inline std::string dump_registry(const registry& reg, const dump_options& options) {
-  const auto trees = collect_in_order(reg, options.order);
+  const auto trees = collect_in_order(reg, options.order, options.key_contains);
   const bool json = options.format != dump_format::text;
   std::string out;
   if (options.grouped) {
