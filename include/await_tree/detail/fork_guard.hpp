@@ -48,9 +48,10 @@ class fork_participant {
 
 /// The participants, and the pthread_atfork handlers that walk them.
 struct fork_handlers {
+  /// Never destroyed: a registry may go after the static objects.
   static std::mutex& list_mutex() noexcept {
-    static std::mutex m;
-    return m;
+    static std::mutex* const m = new std::mutex;
+    return *m;
   }
   static inline fork_participant* first = nullptr;
   /// Incremented in each child: an object that saw another value when it
