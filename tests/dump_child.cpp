@@ -53,12 +53,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/// AddressSanitizer handles SIGSEGV, SIGBUS and SIGFPE itself: its handler
-/// would be the one install_crash_handler() passes them on to, and would end
-/// the process with a report of its own instead of the signal.
-extern "C" const char* __asan_default_options() {
-  return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0";
-}
+/// AddressSanitizer and ThreadSanitizer handle SIGSEGV, SIGBUS and SIGFPE
+/// themselves: their handler would be the action install_crash_handler()
+/// passes these on to, and would end the process with a report of its own
+/// instead of the signal that the tests check for.
+constexpr const char* sanitizers_leave_crash_signals =
+    "handle_segv=0:handle_sigbus=0:handle_sigfpe=0";
+extern "C" const char* __asan_default_options() { return sanitizers_leave_crash_signals; }
+extern "C" const char* __tsan_default_options() { return sanitizers_leave_crash_signals; }
 
 namespace {
 
