@@ -4,6 +4,11 @@
 // then dies, or answers signals, as its arguments say:
 //
 //   dump_child crash SIGSEGV|SIGBUS|SIGFPE|SIGILL|SIGABRT
+//   dump_child crash-chained SIGNAL siginfo|plain
+//                                      the same, with a handler of that kind
+//                                      installed before, which says it ran
+//                                      and re-raises with the default action
+//   dump_child crash-ignored           SIGFPE ignored, then raised: lives on
 //   dump_child crash-in-locked-tree    the fault comes while its tree is locked
 //   dump_child crash-in-locked-shard   ... while a registry shard is locked
 //   dump_child crash-by-stack-overflow
@@ -11,8 +16,9 @@
 //   dump_child terminate               an exception leaves a noexcept function
 //   dump_child terminate-and-crash     the same with both handlers installed
 //   dump_child terminate-outside-task
-//   dump_child signal-dump             prints "ready", dumps on each SIGUSR1
-//                                      until stdin ends, then uninstalls
+//   dump_child signal-dump [PATH]      prints "ready", dumps on each SIGUSR1
+//                                      (to PATH if given) until stdin ends,
+//                                      then uninstalls
 //   dump_child watchdog                three scans, the stuck task 12 s old
 //   dump_child dump-without-registry
 //
@@ -46,6 +52,15 @@
 #include <string_view>
 #include <sys/resource.h>
 #include <unistd.h>
+
+/// AddressSanitizer and ThreadSanitizer handle SIGSEGV, SIGBUS and SIGFPE
+/// themselves: their handler would be the action install_crash_handler()
+/// passes these on to, and would end the process with a report of its own
+/// instead of the signal that the tests check for.
+constexpr const char* sanitizers_leave_crash_signals =
+    "handle_segv=0:handle_sigbus=0:handle_sigfpe=0";
+extern "C" const char* __asan_default_options() { return sanitizers_leave_crash_signals; }
+extern "C" const char* __tsan_default_options() { return sanitizers_leave_crash_signals; }
 
 namespace {
 
@@ -196,6 +211,48 @@ int crash(action how) {
   return 1;  // not reached
 }
 
+/// A crash reporter of the usual kind: it reports (a line saying what it
+/// received), then lets the process die of the signal.
+void report_then_die(int sig, const char* what) noexcept {
+  const std::string_view line = what;
+  static_cast<void>(::write(STDERR_FILENO, line.data(), line.size()));
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void previous_plain_handler(int sig) noexcept {
+  report_then_die(sig, "previous plain handler ran\n");
+}
+
+void previous_siginfo_handler(int sig, siginfo_t* info, void* context) noexcept {
+  const bool intact = info != nullptr && info->si_signo == sig && context != nullptr;
+  report_then_die(sig, intact ? "previous siginfo handler ran with its siginfo and context\n"
+                              : "previous siginfo handler ran without its arguments\n");
+}
+
+int crash_chained(std::string_view kind) {
+  struct sigaction previous {};
+  sigemptyset(&previous.sa_mask);
+  if (kind == "siginfo") {
+    previous.sa_sigaction = &previous_siginfo_handler;
+    previous.sa_flags = SA_SIGINFO;
+  } else {
+    previous.sa_handler = &previous_plain_handler;
+  }
+  sigaction(chosen_signal, &previous, nullptr);
+  return crash(&raise_chosen_signal);
+}
+
+/// An ignored signal stays ignored: raising it is harmless.
+int crash_ignored() {
+  signal(SIGFPE, SIG_IGN);
+  init_registry();
+  await_tree::install_crash_handler();
+  raise(SIGFPE);
+  std::puts(signal(SIGFPE, SIG_IGN) == SIG_IGN ? "still ignored" : "no longer ignored");
+  return 0;
+}
+
 int terminate(bool with_crash_handler) {
   init_registry();
   await_tree::install_terminate_handler();
@@ -231,11 +288,11 @@ void wait_for_end_of_input() {
 
 /// Dumps on each SIGUSR1 until stdin ends, then checks that uninstalling
 /// restored the previous action.
-int signal_dump() {
+int signal_dump(std::string path) {
   init_registry();
   world w(&do_nothing);
   {
-    const await_tree::signal_dump on_usr1(SIGUSR1);
+    const await_tree::signal_dump on_usr1(SIGUSR1, {.path = std::move(path)});
     std::puts("ready");
     std::fflush(stdout);
     wait_for_end_of_input();
@@ -288,17 +345,21 @@ int main(int argc, char** argv) {
   const std::map<std::string_view, std::function<int()>> scenarios{
       {"crash-in-locked-tree", [] { return crash(&crash_in_locked_tree); }},
       {"crash-in-locked-shard", [] { return crash(&crash_in_locked_shard); }},
+      {"crash-ignored", &crash_ignored},
       {"crash-by-stack-overflow", [] { return crash(&overflow_the_stack); }},
       {"crash-without-registry", &crash_without_registry},
       {"terminate", [] { return terminate(false); }},
       {"terminate-and-crash", [] { return terminate(true); }},
       {"terminate-outside-task", &terminate_outside_task},
-      {"signal-dump", &signal_dump},
+      {"signal-dump", [&] { return signal_dump(argc > 2 ? argv[2] : ""); }},
       {"watchdog", &watchdog},
       {"dump-without-registry", &dump_without_registry},
   };
   if (scenario == "crash" && argc > 2 && (chosen_signal = signal_number(argv[2])) != 0) {
     return crash(&raise_chosen_signal);
+  }
+  if (scenario == "crash-chained" && argc > 3 && (chosen_signal = signal_number(argv[2])) != 0) {
+    return crash_chained(argv[3]);
   }
   if (const auto it = scenarios.find(scenario); it != scenarios.end()) return it->second();
   std::fprintf(stderr, "dump_child: unknown scenario; see the comment at the top of %s\n",

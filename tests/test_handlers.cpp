@@ -12,19 +12,24 @@
 #include "runtime/event.hpp"
 #include "runtime/task.hpp"
 #include "support.hpp"
+#include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <signal.h>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <system_error>
 #include <thread>
@@ -100,6 +105,32 @@ TEST_CASE("a crash signal prints every task, then the process dies of that signa
   // errno changed in the handler (ThreadSanitizer checks both).
   CHECK(run.err.size() ==
         header.size() + worker_1.size() + worker_2.size() + shard_3.size() + footer.size());
+}
+
+TEST_CASE("after its dump, a crash signal is passed on to the handler installed before",
+          "[handlers][crash]") {
+  const std::string name =
+      GENERATE(as<std::string>{}, "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT");
+  const std::string kind = GENERATE(as<std::string>{}, "siginfo", "plain");
+  const int sig = signal_number(name);
+  const child_run run = run_child({"crash-chained", name, kind});
+  INFO(run.err);
+  CHECK(died_of(run.status, sig));
+  CHECK_THAT(run.err,
+             Catch::StartsWith(fmt::format("await-tree: fatal signal {} ({})", sig, name)));
+  const std::string previous_ran =
+      kind == "siginfo" ? "previous siginfo handler ran with its siginfo and context\n"
+                        : "previous plain handler ran\n";
+  // The dump first, then the previous handler, once.
+  CHECK_THAT(run.err, Catch::EndsWith("await-tree: end of dump (3 tasks)\n" + previous_ran));
+  CHECK(child_process::count(run.err, "previous") == 1);
+}
+
+TEST_CASE("an ignored crash signal stays ignored", "[handlers][crash]") {
+  const child_run run = run_child({"crash-ignored"});
+  CHECK(WIFEXITED(run.status));
+  CHECK(run.out == "still ignored\n");
+  CHECK(run.err.empty());
 }
 
 TEST_CASE("a stack overflow is dumped from the alternate signal stack", "[handlers][crash]") {
@@ -383,4 +414,99 @@ TEST_CASE("a signal_dump refuses what it cannot serve and restores what was ther
   CHECK(after.sa_handler == &do_nothing_on_signal);
   const await_tree::signal_dump again(SIGUSR2);  // free to use again
   CHECK(again.signal() == SIGUSR2);
+}
+
+namespace {
+
+/// What constructing a signal_dump that appends to `path` throws; empty
+/// when it does not throw.
+std::string refusal_of(const std::string& path) {
+  try {
+    const await_tree::signal_dump on_usr2(SIGUSR2, {.path = path});
+  } catch (const std::system_error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+std::uintmax_t size_of(const std::string& path) { return std::filesystem::file_size(path); }
+
+}  // namespace
+
+TEST_CASE("a signal_dump creates its file private to this user", "[handlers][signal][file]") {
+  const temp_dir dir;
+  const std::string file = dir / "tasks.txt";
+  const mode_t previous_umask = ::umask(0);  // the most permissive umask
+  const std::string refusal = refusal_of(file);
+  ::umask(previous_umask);
+  CHECK(refusal.empty());
+  struct stat status {};
+  REQUIRE(::stat(file.c_str(), &status) == 0);
+  CHECK((status.st_mode & 07777) == 0600);
+  CHECK(S_ISREG(status.st_mode));
+}
+
+TEST_CASE("a signal_dump refuses a symbolic link, a FIFO and another user's file",
+          "[handlers][signal][file]") {
+  const temp_dir dir;
+  const std::string target = dir / "target";
+  { std::ofstream(target) << "the attacker's file\n"; }
+  const std::string link = dir / "tasks.txt";
+  REQUIRE(::symlink(target.c_str(), link.c_str()) == 0);
+  CHECK_THAT(refusal_of(link), Catch::Contains("tasks.txt: it is a symbolic link"));
+  CHECK(size_of(target) == 20);  // nothing appended
+
+  // A dangling link too: following it would create a file of the attacker's
+  // choosing.
+  const std::string dangling = dir / "dangling.txt";
+  REQUIRE(::symlink((dir / "created").c_str(), dangling.c_str()) == 0);
+  CHECK_THAT(refusal_of(dangling), Catch::Contains("it is a symbolic link"));
+  CHECK_FALSE(std::filesystem::exists(dir / "created"));
+
+  // A FIFO without a reader would block a plain open.
+  const std::string fifo = dir / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THAT(refusal_of(fifo), Catch::Contains("fifo: it"));
+
+  const std::string directory_path = dir / "";
+  CHECK_THAT(refusal_of(directory_path), Catch::Contains("it cannot be opened"));
+
+  // Only root can give a file away; other users skip this part.
+  if (::geteuid() == 0) {
+    const std::string theirs = dir / "theirs.txt";
+    { std::ofstream(theirs) << "x"; }
+    REQUIRE(::chown(theirs.c_str(), 65534, 65534) == 0);
+    CHECK_THAT(refusal_of(theirs), Catch::Contains("it is owned by another user"));
+    CHECK(size_of(theirs) == 1);
+  }
+}
+
+TEST_CASE("a dump file replaced by a symbolic link later is refused, on stderr",
+          "[handlers][signal][file]") {
+  const temp_dir dir;
+  const std::string file = dir / "tasks.txt";
+  const std::string target = dir / "target";
+  { std::ofstream(target) << ""; }
+  child_process child({AWAIT_TREE_DUMP_CHILD, "signal-dump", file});
+  REQUIRE(child.wait_for(child_process::stream::out, "ready\n"));
+  REQUIRE(::kill(child.pid(), SIGUSR1) == 0);
+  // The dump goes to the file, not to stderr.
+  const auto dumped = [&] { return std::filesystem::exists(file) && size_of(file) > 0; };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (!dumped() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(dumped());
+
+  REQUIRE(std::filesystem::remove(file));
+  REQUIRE(::symlink(target.c_str(), file.c_str()) == 0);
+  REQUIRE(::kill(child.pid(), SIGUSR1) == 0);
+  REQUIRE(child.wait_for(child_process::stream::err, "\n"));
+  child.close_stdin();
+  const int status = child.finish();
+  CHECK(WIFEXITED(status));
+  CHECK(child.err() == fmt::format("await-tree: the dump on signal {} failed: await-tree: refusing "
+                                   "the dump file {}: it is a symbolic link: {}\n",
+                                   SIGUSR1, file, std::strerror(ELOOP)));
+  CHECK(size_of(target) == 0);
 }

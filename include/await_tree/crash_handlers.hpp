@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <exception>
+#include <pthread.h>
 #include <signal.h>
 #include <system_error>
 #include <thread>
@@ -150,6 +151,10 @@ inline void write_crash_dump(int fd, int sig) noexcept {
                    crash_options.max_bytes);
 }
 
+/// The action of each crash signal before install_crash_handler(), by
+/// signal: the handler passes the signal on to it.
+inline std::array<struct sigaction, NSIG> previous_crash_actions{};
+
 /// Restores the default action and raises `sig` again. The signal is
 /// blocked while its handler runs, so it is delivered, fatally and with a
 /// core dump where enabled, as soon as the handler returns.
@@ -161,7 +166,39 @@ inline void reraise_with_default_action(int sig) noexcept {
   raise(sig);
 }
 
-inline void on_crash_signal(int sig) noexcept {
+inline bool is_ignored(const struct sigaction& action) noexcept {
+  return (action.sa_flags & SA_SIGINFO) == 0 && action.sa_handler == SIG_IGN;
+}
+
+inline bool is_default(const struct sigaction& action) noexcept {
+  return (action.sa_flags & SA_SIGINFO) == 0 && action.sa_handler == SIG_DFL;
+}
+
+/// Hands the signal to the action installed before ours, as the kernel
+/// would have: its handler with the same arguments (with its mask added to
+/// the blocked signals, and reset to the default action first if it asked
+/// for SA_RESETHAND), or the default action.
+inline void pass_on_crash_signal(int sig, siginfo_t* info, void* context) noexcept {
+  const struct sigaction& previous = previous_crash_actions[static_cast<std::size_t>(sig)];
+  if (is_default(previous)) {
+    reraise_with_default_action(sig);
+    return;
+  }
+  pthread_sigmask(SIG_BLOCK, &previous.sa_mask, nullptr);
+  if ((previous.sa_flags & SA_RESETHAND) != 0) {
+    struct sigaction reset {};
+    reset.sa_handler = SIG_DFL;
+    sigemptyset(&reset.sa_mask);
+    sigaction(sig, &reset, nullptr);
+  }
+  if ((previous.sa_flags & SA_SIGINFO) != 0) {
+    previous.sa_sigaction(sig, info, context);
+  } else {
+    previous.sa_handler(sig);
+  }
+}
+
+inline void on_crash_signal(int sig, siginfo_t* info, void* context) noexcept {
   const int saved_errno = errno;
   if (claim_dying_dump()) {
     write_crash_dump(crash_fd.load(), sig);
@@ -169,8 +206,15 @@ inline void on_crash_signal(int sig) noexcept {
   } else {
     wait_for_dying_dump();
   }
-  reraise_with_default_action(sig);
+  errno = saved_errno;  // the previous handler sees the program's errno
+  pass_on_crash_signal(sig, info, context);
   errno = saved_errno;
+}
+
+inline void change_action(int sig, const struct sigaction* action, struct sigaction* previous) {
+  if (sigaction(sig, action, previous) != 0) {
+    throw std::system_error(errno, std::generic_category(), "await-tree: sigaction");
+  }
 }
 
 /// A stack overflow leaves no stack for the handler: give the calling
@@ -206,26 +250,29 @@ inline bool install_terminate_handler(int fd = STDERR_FILENO, dying_dump_options
 
 /// On SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT, writes every task of the
 /// global registry to `fd` without allocating and without waiting for a
-/// mutex the crashing thread may hold, then restores the default action and
-/// re-raises the signal, so that the process dies of it (with a core dump
-/// where enabled). The dump is bounded by `options`. Replaces any handler
-/// installed before for these signals. Returns false and changes nothing
-/// when already installed; throws std::system_error when a handler cannot be
-/// installed.
+/// mutex the crashing thread may hold, then passes the signal on to the
+/// action installed before: a crash reporter's handler (Breakpad, Crashpad,
+/// Sentry, glog) is called with the same signal, siginfo_t and context; with
+/// the default action, the handler restores it and re-raises the signal, so
+/// that the process dies of it (with a core dump where enabled). A signal
+/// whose action is SIG_IGN is left ignored. Install it after the crash
+/// reporters, so that the dump comes first and theirs still runs. The dump is
+/// bounded by `options`. Returns false and changes nothing when already
+/// installed; throws std::system_error when a handler cannot be installed.
 inline bool install_crash_handler(int fd = STDERR_FILENO, dying_dump_options options = {}) {
   if (detail::crash_handler_installed.exchange(true)) return false;
   detail::crash_options = options;
   detail::crash_fd.store(fd);
   detail::ensure_alternate_signal_stack();
   struct sigaction action {};
-  action.sa_handler = &detail::on_crash_signal;
-  action.sa_flags = SA_ONSTACK;
+  action.sa_sigaction = &detail::on_crash_signal;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigemptyset(&action.sa_mask);  // plus every crash signal: a fault in the dump is fatal at once
   for (const int sig : detail::crash_signals) sigaddset(&action.sa_mask, sig);
   for (const int sig : detail::crash_signals) {
-    if (sigaction(sig, &action, nullptr) != 0) {
-      throw std::system_error(errno, std::generic_category(), "await-tree: sigaction");
-    }
+    struct sigaction& previous = detail::previous_crash_actions[static_cast<std::size_t>(sig)];
+    detail::change_action(sig, nullptr, &previous);
+    if (!detail::is_ignored(previous)) detail::change_action(sig, &action, nullptr);
   }
   return true;
 }

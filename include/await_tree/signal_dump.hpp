@@ -6,6 +6,8 @@
 // byte to a pipe; a background thread makes the dump, so the dump is an
 // ordinary one (sorted, grouped, JSON, as dump_options say). POSIX only.
 
+#include <await_tree/detail/dump_file.hpp>
+#include <await_tree/detail/fork_guard.hpp>
 #include <await_tree/dump.hpp>
 
 #include <algorithm>
@@ -31,17 +33,33 @@ struct signal_dump_options {
   /// What to dump; by default every tree of the global registry as text.
   /// An unlimited `max_bytes` becomes handler_max_bytes (16 MiB).
   dump_options dump{};
-  /// The file each dump is appended to; stderr when empty.
+  /// The file each dump is appended to; stderr when empty. Created with mode
+  /// 0600; a symbolic link, a file that is not regular or one owned by
+  /// another user is refused (see detail/dump_file.hpp). Put it in a
+  /// directory only this user can write to.
   std::string path{};
 };
 
 namespace detail {
 
 /// What the handler may touch: lock-free atomics only.
-struct signal_dump_slots {
-  signal_dump_slots() noexcept {
+///
+/// A forked child has none of the dump threads: its slots are emptied, so
+/// that a signal there wakes no thread (the pipes lead to the parent's) and
+/// the child may install signal_dumps of its own.
+struct signal_dump_slots final : fork_participant {
+  signal_dump_slots() {
+    for (std::atomic<int>& fd : wake_fds) fd.store(-1);
+    enroll_for_fork();
+  }
+  ~signal_dump_slots() { withdraw_from_fork(); }
+
+  void lock_for_fork() noexcept override {}
+  void unlock_after_fork(bool in_child) noexcept override {
+    if (!in_child) return;
     for (std::atomic<int>& fd : wake_fds) fd.store(-1);
   }
+
   /// The write end of each installed signal_dump's pipe, by signal; -1 where
   /// there is none.
   std::array<std::atomic<int>, NSIG> wake_fds;
@@ -51,7 +69,7 @@ struct signal_dump_slots {
 };
 
 /// Created by the first signal_dump, before any handler is installed.
-inline signal_dump_slots& signal_dump_state() noexcept {
+inline signal_dump_slots& signal_dump_state() {
   static signal_dump_slots slots;
   return slots;
 }
@@ -86,13 +104,19 @@ inline bool is_crash_signal(int sig) noexcept {
 /// more dump. Destroying it restores the signal's previous action and stops
 /// the thread.
 ///
+/// In a child made by fork() the thread does not exist: the signal is
+/// received and dropped there (it never reaches the parent's thread), and a
+/// new signal_dump may take it. Destroying the child's copy only closes its
+/// copy of the pipe.
+///
 ///     await_tree::signal_dump on_usr1(SIGUSR1);   // then: kill -USR1 <pid>
 class signal_dump {
  public:
   /// Throws std::invalid_argument for a signal number out of range, a crash
   /// signal (install_crash_handler is for those), or a signal that has a
   /// signal_dump already; std::system_error when the pipe, the thread or the
-  /// handler cannot be set up (SIGKILL and SIGSTOP cannot be handled).
+  /// handler cannot be set up (SIGKILL and SIGSTOP cannot be handled), or
+  /// when the dump file is refused or cannot be created.
   explicit signal_dump(int sig = SIGUSR1, signal_dump_options options = {})
       : signal_(sig), options_(std::move(options)) {
     if (options_.dump.max_bytes == unlimited) options_.dump.max_bytes = handler_max_bytes;
@@ -100,6 +124,7 @@ class signal_dump {
       throw std::invalid_argument("await-tree: signal_dump cannot use signal " +
                                   std::to_string(sig));
     }
+    if (!options_.path.empty()) ::close(detail::open_dump_file(options_.path));
     open_pipe();
     try {
       claim_signal();
@@ -154,6 +179,10 @@ class signal_dump {
 
   /// Undoes whatever of the set-up was done, in reverse order.
   void release() noexcept {
+    if (generation_ != detail::fork_generation()) {
+      forget_in_child();
+      return;
+    }
     if (installed_) ::sigaction(signal_, &previous_, nullptr);
     if (claimed_) {
       detail::signal_dump_slots& slots = detail::signal_dump_state();
@@ -164,9 +193,20 @@ class signal_dump {
       while (::write(write_fd_, &detail::stop_byte, 1) != 1) std::this_thread::yield();
       thread_.join();
     }
+    close_pipe();
+  }
+
+  void close_pipe() noexcept {
     for (int* fd : {&read_fd_, &write_fd_}) {
       if (*fd >= 0) ::close(std::exchange(*fd, -1));
     }
+  }
+
+  /// A forked child's copy: the thread stayed in the parent, the handler
+  /// may belong to a signal_dump of the child's own.
+  void forget_in_child() noexcept {
+    if (thread_.joinable()) thread_.detach();
+    close_pipe();
   }
 
   void run() {
@@ -188,18 +228,14 @@ class signal_dump {
     }
   }
 
-  /// Failures go to stderr: there is no caller to tell.
+  /// Failures go to stderr: there is no caller to tell. The file is opened
+  /// anew for each dump, so that a rotated log is followed, and checked
+  /// again each time.
   void write_dump() const noexcept {
     try {
       std::string text = dump_to_string(options_.dump);
       if (options_.dump.format != dump_format::text) text += '\n';  // one dump a line
-      std::FILE* out = options_.path.empty() ? stderr : std::fopen(options_.path.c_str(), "a");
-      if (out == nullptr) {
-        const std::error_code error(errno, std::generic_category());
-        std::fprintf(stderr, "await-tree: cannot open %s for a dump: %s\n", options_.path.c_str(),
-                     error.message().c_str());
-        return;
-      }
+      std::FILE* out = options_.path.empty() ? stderr : open_file();
       std::fwrite(text.data(), 1, text.size(), out);
       if (out == stderr) {
         std::fflush(out);
@@ -211,10 +247,22 @@ class signal_dump {
     }
   }
 
+  [[nodiscard]] std::FILE* open_file() const {
+    const int fd = detail::open_dump_file(options_.path);
+    std::FILE* out = ::fdopen(fd, "a");
+    if (out == nullptr) {
+      const int error = errno;
+      ::close(fd);
+      throw std::system_error(error, std::generic_category(), "await-tree: fdopen");
+    }
+    return out;
+  }
+
   [[nodiscard]] std::size_t index() const noexcept { return static_cast<std::size_t>(signal_); }
 
   int signal_;
   signal_dump_options options_;
+  unsigned generation_ = detail::fork_generation();
   int read_fd_ = -1;
   int write_fd_ = -1;
   bool claimed_ = false;

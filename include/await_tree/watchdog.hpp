@@ -6,6 +6,7 @@
 // per stall.
 
 #include <await_tree/any_key.hpp>
+#include <await_tree/detail/fork_guard.hpp>
 #include <await_tree/format.hpp>
 #include <await_tree/format_limits.hpp>
 #include <await_tree/registry.hpp>
@@ -15,6 +16,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -70,8 +72,12 @@ struct watchdog_options {
 /// long-running, has been pending for at least a threshold. A stall is
 /// reported once: again only after that node has gone and another stalls.
 ///
+/// In a child made by fork() the thread does not exist: the child's copy of
+/// a watchdog scans only when check() is called there, and stop() and the
+/// destructor return at once.
+///
 ///     await_tree::watchdog dog({.interval = std::chrono::seconds(5)});
-class watchdog {
+class watchdog final : private detail::fork_participant {
  public:
   /// Starts the thread unless the interval is zero. Throws
   /// std::invalid_argument for a negative interval.
@@ -79,15 +85,30 @@ class watchdog {
     if (options_.interval.count() < 0) {
       throw std::invalid_argument("await-tree: watchdog interval must not be negative");
     }
-    if (options_.interval.count() > 0) thread_ = std::thread([this] { run(); });
+    enroll_for_fork();
+    try {
+      if (options_.interval.count() > 0) thread_ = std::thread([this] { run(); });
+    } catch (...) {
+      withdraw_from_fork();
+      throw;
+    }
   }
 
   watchdog(const watchdog&) = delete;
   watchdog& operator=(const watchdog&) = delete;
-  ~watchdog() { stop(); }
+  ~watchdog() {
+    stop();
+    withdraw_from_fork();
+  }
 
   /// Stops and joins the thread; idempotent.
   void stop() {
+    if (generation_ != detail::fork_generation()) {
+      // A forked child's copy: the thread, and whatever it held of the stop
+      // mutex and the condition variable, stayed in the parent.
+      if (thread_.joinable()) thread_.detach();
+      return;
+    }
     {
       const std::lock_guard lock(stop_mutex_);
       stop_requested_ = true;
@@ -124,11 +145,19 @@ class watchdog {
     friend bool operator==(const stall_mark&, const stall_mark&) = default;
   };
 
+  /// The snapshot is taken before marks_mutex_, which then guards only the
+  /// marks: its holder never waits for another lock (see lock_for_fork). Of
+  /// two scans at once, one from an older snapshot that comes second finds
+  /// nothing new, rather than bring back marks that the newer one dropped.
   std::vector<stall> find_new_stalls(const registry& reg) {
     std::vector<stall> fresh;
     std::unordered_map<any_key, stall_mark> marks;
+    const std::uint64_t scan = scans_started_.fetch_add(1) + 1;
+    std::vector<std::pair<any_key, tree>> trees = reg.collect_all();
     const std::lock_guard lock(marks_mutex_);
-    for (auto& [key, t] : reg.collect_all()) {
+    if (scan < latest_scan_applied_) return fresh;
+    latest_scan_applied_ = scan;
+    for (auto& [key, t] : trees) {
       const tree::node* leaf = longest_waiting_leaf(t);
       const auto threshold = options_.threshold.value_or(t.long_running_threshold());
       if (leaf == nullptr || leaf->elapsed < threshold) continue;
@@ -166,9 +195,16 @@ class watchdog {
     }
   }
 
+  /// Keeps the marks whole in a forked child, whose check() needs them.
+  void lock_for_fork() noexcept override { marks_mutex_.lock(); }
+  void unlock_after_fork(bool /*in_child*/) noexcept override { marks_mutex_.unlock(); }
+
   watchdog_options options_;
+  unsigned generation_ = detail::fork_generation();
   std::mutex marks_mutex_;
   std::unordered_map<any_key, stall_mark> marks_;  // the stalls reported, by task
+  std::atomic<std::uint64_t> scans_started_{0};
+  std::uint64_t latest_scan_applied_ = 0;  // guarded by marks_mutex_
   std::mutex stop_mutex_;
   std::condition_variable wake_;
   bool stop_requested_ = false;

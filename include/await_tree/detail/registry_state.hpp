@@ -3,12 +3,15 @@
 
 #include <await_tree/any_key.hpp>
 #include <await_tree/config.hpp>
+#include <await_tree/detail/fork_guard.hpp>
+#include <await_tree/detail/spin_mutex.hpp>
 #include <await_tree/detail/tree_state.hpp>
 
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -28,7 +31,12 @@ namespace await_tree::detail {
 /// shared count, so that threads registering tasks at once write no common
 /// cache line. The handles hold every shard once; a shard whose count drops
 /// to zero closes, and the last shard to close deletes the state.
-class registry_state {
+///
+/// Around fork(), every shard and every listed tree is locked (see
+/// fork_guard.hpp), so that a dump in the child never waits for a lock held
+/// by a thread the child does not have. Shards come before trees, as in a
+/// snapshot: no holder of a tree's lock waits for a shard.
+class registry_state final : public fork_participant {
  public:
   static registry_state* create(const config& cfg) { return new registry_state(cfg); }
 
@@ -130,8 +138,35 @@ class registry_state {
     std::atomic<std::size_t> holders{1};  // the roots registered here, plus the handles
   };
 
-  explicit registry_state(const config& cfg) : config_(cfg) {}
-  ~registry_state() = default;
+  explicit registry_state(const config& cfg) : config_(cfg) { enroll_for_fork(); }
+  ~registry_state() { withdraw_from_fork(); }
+
+  /// Holds the shards' mutexes and the listed trees' until unlock_after_fork.
+  /// The entries cannot change meanwhile, and each points to a live tree.
+  void lock_for_fork() noexcept override {
+    for (shard& s : shards_) s.mutex.lock();
+    try {
+      trees_locked_for_fork_.reserve(entry_count());
+    } catch (const std::bad_alloc&) {
+      return;  // the trees stay unlocked: a child's dump may wait for one
+    }
+    for (shard& s : shards_) {
+      for (auto& [key, t] : s.entries) trees_locked_for_fork_.push_back(t->lock().release());
+    }
+  }
+
+  void unlock_after_fork(bool /*in_child*/) noexcept override {
+    for (spin_mutex* m : trees_locked_for_fork_) m->unlock();
+    trees_locked_for_fork_.clear();
+    for (shard& s : shards_) s.mutex.unlock();
+  }
+
+  /// Requires every shard's mutex.
+  [[nodiscard]] std::size_t entry_count() const noexcept {
+    std::size_t count = 0;
+    for (const shard& s : shards_) count += s.entries.size();
+    return count;
+  }
 
   void leave(shard& s) noexcept {
     if (s.holders.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
@@ -160,6 +195,7 @@ class registry_state {
   std::atomic<std::size_t> open_shards_{shard_count};
   config config_;
   std::atomic<std::uint64_t> anonymous_ids_{0};
+  std::vector<spin_mutex*> trees_locked_for_fork_;  // only from before to after a fork
 };
 
 }  // namespace await_tree::detail

@@ -219,6 +219,9 @@ class thread_list {
     std::erase(threads_, t);
   }
 
+  /// For fork(): see fork_guard.hpp.
+  [[nodiscard]] spin_mutex& mutex() noexcept { return mutex_; }
+
   /// Calls `mark(node_ref)` for each thread running code of `t`'s
   /// incarnation `inc` now. `lock_list` takes the list's mutex
   /// (try_lock_briefly in the crash handlers).

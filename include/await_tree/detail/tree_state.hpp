@@ -66,6 +66,8 @@ class tree_state {
   }
 
   [[nodiscard]] std::unique_lock<spin_mutex> lock() noexcept { return std::unique_lock(mutex_); }
+  /// The pool's lock, for fork(): see fork_guard.hpp.
+  [[nodiscard]] static spin_mutex& pool_mutex() noexcept { return pool::instance().mutex(); }
   /// See try_lock_briefly.
   [[nodiscard]] std::unique_lock<spin_mutex> try_lock_briefly() noexcept {
     return detail::try_lock_briefly(mutex_);
@@ -233,6 +235,8 @@ class tree_state {
         // No memory to remember it: the tree stays unused, never freed.
       }
     }
+
+    [[nodiscard]] spin_mutex& mutex() noexcept { return mutex_; }
 
    private:
     spin_mutex mutex_;
