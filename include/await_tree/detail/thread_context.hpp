@@ -13,20 +13,17 @@
 // by out-of-line functions: clang before 19 caches a thread-local's address
 // across a suspension point in a coroutine body (LLVM #47179).
 //
-// States (`here.kind`), who sets them, and who may rely on them:
+// States (`here.kind`): what each means, who sets it, who may rely on it.
 //
-// | kind      | meaning                                       | set by                          |
-// trusted by              |
-// |-----------|-----------------------------------------------|---------------------------------|-------------------------|
-// | none      | nothing known                                 | start, or what is given back    | -
-// | | running   | integrated coroutine `frame` runs at `at`     | its start and every resumption  |
-// everyone                | | window    | a bracketed region of the task at `at`: an    |
-// integrated await_suspend, root, | everyone                | |           | await_suspend of
-// `frame`, or a context_scope  | context_scope; undone on exit   |                         | |
-// for_frame | coroutine `frame` (only) starts or runs at    | a hand-off by symmetric         | the
-// coroutine `frame`   | |           | `at`                                          | transfer; a
-// plain coroutine's   |                         | |           | | instrumented await              |
-// |
+// * none: nothing is known. Set by what an activation gives back.
+// * running: integrated coroutine `frame` runs at `at`. Set when it starts
+//   (or is transferred to) and at every resumption. Trusted by everyone.
+// * window: a bracketed region of the task at `at`: an instrumented
+//   await_suspend of integrated coroutine `frame` starting code, a task's
+//   root, a context_scope; undone when the region ends. Trusted by everyone.
+// * for_frame: coroutine `frame`, and it only, starts or runs at `at`. Set by
+//   a symmetric transfer to a coroutine not known to be integrated, and by a
+//   plain coroutine's instrumented await. Trusted by `frame` alone.
 //
 // Only `running` and `window` say that code of the task runs at `at`: they
 // are published for the `<== current` markers and answer current_tree().
