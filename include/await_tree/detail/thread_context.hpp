@@ -94,12 +94,14 @@ struct published_position {
         incarnation.load(std::memory_order_relaxed) == p.incarnation) {
       return;
     }
+    // Release stores and acquire loads instead of fences (which GCC's
+    // ThreadSanitizer does not support); on x86 both are plain moves. A
+    // reader that sees any field written here sees the odd count before it.
     const std::uint32_t seq = sequence.load(std::memory_order_relaxed);
     sequence.store(seq + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    tree.store(p.tree, std::memory_order_relaxed);
-    incarnation.store(p.incarnation, std::memory_order_relaxed);
-    node.store(packed, std::memory_order_relaxed);
+    tree.store(p.tree, std::memory_order_release);
+    incarnation.store(p.incarnation, std::memory_order_release);
+    node.store(packed, std::memory_order_release);
     sequence.store(seq + 2, std::memory_order_release);
   }
 
@@ -108,10 +110,9 @@ struct published_position {
   [[nodiscard]] bool read(const tree_state* t, std::uint32_t inc, node_ref& out) const noexcept {
     const std::uint32_t before = sequence.load(std::memory_order_acquire);
     if (before % 2 != 0) return false;
-    const bool mine = tree.load(std::memory_order_relaxed) == t &&
-                      incarnation.load(std::memory_order_relaxed) == inc;
-    const std::uint64_t packed = node.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    const bool mine = tree.load(std::memory_order_acquire) == t &&
+                      incarnation.load(std::memory_order_acquire) == inc;
+    const std::uint64_t packed = node.load(std::memory_order_acquire);
     if (!mine || sequence.load(std::memory_order_relaxed) != before) return false;
     out = {static_cast<node_id>(packed >> 32), static_cast<std::uint32_t>(packed)};
     return true;
