@@ -123,7 +123,7 @@ class root_awaiter {
     suspension s = begin_root(*tree_, h.address());
     s.starts_integrated = StartsIntegrated;
     self_ = h.address();
-    return suspend_through(inner_, h, s);
+    return suspend_through(inner_, h, s, self_);
   }
 
   decltype(auto) await_resume() {
@@ -142,7 +142,11 @@ class root_awaiter {
 };
 
 template <class A>
-root_awaiter(A&&, tree_root&) -> root_awaiter<awaiter_t<A>, starts_integrated<A>>;
+root_awaiter(A&&, tree_root&) -> root_awaiter<awaiter_t<A>, starts_integrated_v<A>>;
+
+/// Awaiting a task's root starts the task's coroutine.
+template <class A>
+struct starts_integrated<rooted<A>> : starts_integrated<std::remove_cvref_t<A>> {};
 
 }  // namespace detail
 

@@ -177,7 +177,9 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
       if (s.changed) tc.set(s.before);
       return;
     case handoff::transfers:
-      // A nested await may have named the coroutine's place more precisely.
+      // An await nested in this one (a root, an instrumented wrapper) may
+      // have named the coroutine's place more precisely; what it gives back
+      // is this coroutine's, the outermost await's, carried above.
       if (tc.here.frame != next) {
         // An integrated coroutine runs from its first instruction at `at`,
         // and takes what it gives back; any other is only vouched for.
@@ -185,7 +187,9 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
             s.starts_integrated ? context_kind::running : context_kind::for_frame;
         tc.set({s.at, next, kind});
       }
-      if (s.starts_integrated) tc.carry(s.give_back, next);
+      if (s.starts_integrated || tc.here.kind == context_kind::running) {
+        tc.carry(s.give_back, next);
+      }
       return;
     case handoff::suspended:
       tc.set(s.give_back);
@@ -201,13 +205,9 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 
 /// First thing when an integrated coroutine resumes from an await that
 /// suspended: it runs again at its position, and remembers what to give
-/// back. A nested wrapper that resumed first has done it already.
+/// back.
 [[gnu::noinline]] inline void resume_integrated(coroutine_context& c, const void* self) noexcept {
   thread_context& tc = this_thread_context();
-  if (tc.here.kind == context_kind::running && tc.here.frame == self &&
-      tc.handed_back_to == nullptr) {
-    return;
-  }
   c.resumer = tc.take_resumer(self);
   tc.set({c.home, self, context_kind::running});
 }

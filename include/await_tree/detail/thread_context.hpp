@@ -173,6 +173,10 @@ struct thread_context {
   /// Past the capacity the oldest goes: its coroutine then gives back
   /// nothing.
   void carry(const context_state& s, const void* next) noexcept {
+    if (carried_count > 0 && carried[carried_count - 1].frame == next) {
+      carried[carried_count - 1].state = s;  // an enclosing await's, which it replaces
+      return;
+    }
     if (carried_count == carried.size()) {
       std::move(carried.begin() + 1, carried.end(), carried.begin());
       --carried_count;

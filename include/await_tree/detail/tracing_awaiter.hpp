@@ -42,11 +42,25 @@ coroutine_context& context_of(std::coroutine_handle<Promise> h) noexcept;
 /// Whether awaiting an `A` starts a coroutine of an integrated type (a task
 /// of an integrated task type): a symmetric transfer made by that await goes
 /// to a coroutine that runs in the task from its first instruction.
+/// Specialised for awaitables that run another (a task's root).
 template <class A>
-concept starts_integrated = requires {
-  typename std::remove_cvref_t<A>::promise_type;
-}
-&&integrated_promise<typename std::remove_cvref_t<A>::promise_type>;
+struct starts_integrated : std::false_type {};
+
+template <class A>
+requires integrated_promise<typename A::promise_type>
+struct starts_integrated<A> : std::true_type {
+};
+
+template <class A>
+inline constexpr bool starts_integrated_v = starts_integrated<std::remove_cvref_t<A>>::value;
+
+template <class Inner, bool StartsIntegrated>
+class tracing_awaiter;
+
+template <class T>
+inline constexpr bool is_tracing_awaiter_v = false;
+template <class Inner, bool StartsIntegrated>
+inline constexpr bool is_tracing_awaiter_v<tracing_awaiter<Inner, StartsIntegrated>> = true;
 
 /// Calls `inner.await_suspend(h)` between `begin` (already done, its result
 /// `s`) and end_suspend, whatever kind of result it returns. When it throws,
@@ -56,8 +70,12 @@ concept starts_integrated = requires {
 /// clang 16 may spill an inlined await_suspend's locals into the coroutine
 /// frame, which another thread may own by the time the code after the
 /// hand-off runs (LLVM #56301, #65018). Out of line, they stay on the stack.
+///
+/// `suspended_self` (in the awaiter) is cleared when the coroutine resumes
+/// at once: it did not suspend, so its frame is still its own to write.
 template <class Inner, class Promise>
-auto suspend_through(Inner& inner, std::coroutine_handle<Promise> h, const suspension& s) {
+auto suspend_through(Inner& inner, std::coroutine_handle<Promise> h, const suspension& s,
+                     const void*& suspended_self) {
   using result = decltype(inner.await_suspend(h));
   try {
     if constexpr (std::is_void_v<result>) {
@@ -66,10 +84,13 @@ auto suspend_through(Inner& inner, std::coroutine_handle<Promise> h, const suspe
     } else if constexpr (std::is_same_v<result, bool>) {
       const bool suspends = inner.await_suspend(h);
       end_suspend(s, suspends ? handoff::suspended : handoff::resumes_here, nullptr);
+      if (!suspends) suspended_self = nullptr;
       return suspends;
     } else {
       const std::coroutine_handle<> next = inner.await_suspend(h);
-      end_suspend(s, classify(next, h), next.address());
+      const handoff how = classify(next, h);
+      end_suspend(s, how, next.address());
+      if (how == handoff::resumes_here) suspended_self = nullptr;
       return next;
     }
   } catch (...) {
@@ -106,13 +127,13 @@ class tracing_awaiter {
     }
     s.starts_integrated = StartsIntegrated;
     self_ = h.address();
-    return suspend_through(inner_, h, s);
+    return suspend_through(inner_, h, s, self_);
   }
 
   // The bookkeeping runs after the wrapped await_resume (or as its exception
   // leaves): with nested wrappers, the innermost node completes first.
   decltype(auto) await_resume() {
-    if (self_ == nullptr) {
+    if (self_ == nullptr) {                    // no suspension: the thread's state is as before
       if (owner_ != nullptr) owner_->reset();  // a re-awaited node whose work is done
       return inner_.await_resume();
     }
@@ -123,7 +144,10 @@ class tracing_awaiter {
  private:
   void finish_await() noexcept {
     if (context_ != nullptr) {
-      resume_integrated(*context_, self_);
+      // A nested wrapper's own finish, which ran first, has resumed it.
+      if constexpr (!is_tracing_awaiter_v<std::remove_cvref_t<Inner>>) {
+        resume_integrated(*context_, self_);
+      }
     } else {
       resume_plain(parent_, self_);
     }
@@ -134,11 +158,11 @@ class tracing_awaiter {
   node_owner* owner_;
   coroutine_context* context_ = nullptr;  // the awaiting integrated coroutine's
   position parent_;                       // a plain coroutine's position
-  const void* self_ = nullptr;  // the awaiting coroutine, once it went through the protocol
+  const void* self_ = nullptr;            // the awaiting coroutine, while it is suspended
 };
 
 template <class A>
-tracing_awaiter(A&&, node_owner*) -> tracing_awaiter<awaiter_t<A>, starts_integrated<A>>;
+tracing_awaiter(A&&, node_owner*) -> tracing_awaiter<awaiter_t<A>, starts_integrated_v<A>>;
 
 }  // namespace detail
 }  // namespace await_tree
