@@ -9,7 +9,7 @@
 // the long-running heartbeat. The same task also runs under a second registry
 // with `config::verbose` set, where the verbose "sleep" spans show up.
 //
-// Usage: basic [--fast]   (--fast: one "second" lasts 10 ms)
+// Usage: basic [--fast]   (--fast: on the runtime's manual clock, in no real time)
 
 #include <await_tree/await_tree.hpp>
 
@@ -54,14 +54,15 @@ struct story {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const nanoseconds second = example::second(argc, argv);
+  const example::story_clock clock(argc, argv);
+  const nanoseconds second = 1s;
 
   const auto settings = [&](bool verbose) {
-    return await_tree::config{.verbose = verbose, .long_running_threshold = 2 * second};
+    return clock.config({.verbose = verbose, .long_running_threshold = 2 * second});
   };
   await_tree::registry reg(settings(false));
   await_tree::registry verbose_reg(settings(true));
-  rt::executor ex;
+  rt::executor ex(clock.manual);
   story s{ex, second};
   rt::spawn(ex, reg.register_task(std::string("foo"), "foo").instrument(s.foo()));
   rt::spawn(ex, verbose_reg.register_task(std::string("foo (verbose)"), "foo").instrument(s.foo()));

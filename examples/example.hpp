@@ -19,12 +19,32 @@
 
 namespace example {
 
-/// One second, or 10 ms when the example runs with `--fast` (as CTest does).
+/// Whether the example runs with `--fast`, as CTest runs it.
+inline bool fast(int argc, char** argv) {
+  return argc > 1 && std::string_view(argv[1]) == "--fast";
+}
+
+/// One second, or 10 ms with `--fast`.
 inline std::chrono::nanoseconds second(int argc, char** argv) {
   using namespace std::chrono_literals;
-  const bool fast = argc > 1 && std::string_view(argv[1]) == "--fast";
-  return fast ? std::chrono::nanoseconds(10ms) : std::chrono::nanoseconds(1s);
+  return fast(argc, argv) ? std::chrono::nanoseconds(10ms) : std::chrono::nanoseconds(1s);
 }
+
+/// How a timed story keeps time. For a reader, real time; with `--fast` (as
+/// CTest runs it), the runtime's manual clock, which jumps from one timer to
+/// the next: the story then takes no real time, prints the durations a reader
+/// sees, and no loaded machine can move an event past a checkpoint.
+struct story_clock {
+  bool manual;
+
+  story_clock(int argc, char** argv) : manual(fast(argc, argv)) {}
+
+  /// A registry's config reading this clock.
+  [[nodiscard]] await_tree::config config(await_tree::config c = {}) const {
+    if (manual) c.clock = &rt::manual_clock::now;
+    return c;
+  }
+};
 
 /// Every tree of `reg`, under a heading that says when it was taken.
 inline void print_trees(const await_tree::registry& reg, std::string_view when) {

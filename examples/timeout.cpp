@@ -7,7 +7,7 @@
 // before the timeout, right after it, after the query is awaited again, and
 // at the end.
 //
-// Usage: timeout [--fast]   (--fast: one "second" lasts 10 ms)
+// Usage: timeout [--fast]   (--fast: on the runtime's manual clock, in no real time)
 
 #include <await_tree/await_tree.hpp>
 
@@ -51,10 +51,11 @@ struct service {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const nanoseconds second = example::second(argc, argv);
+  const example::story_clock clock(argc, argv);
+  const nanoseconds second = std::chrono::seconds(1);
 
-  await_tree::registry reg;
-  rt::executor ex;
+  await_tree::registry reg(clock.config());
+  rt::executor ex(clock.manual);
   service s{ex, second};
   rt::spawn(ex,
             reg.register_task(std::string("request 7"), "handle request 7").instrument(s.handle()));

@@ -5,7 +5,7 @@
 // where a tree may show less but never a node of another task, nor one
 // under a node that is not its ancestor.
 
-#include "runtime/combinators.hpp"
+#include "integration_modes.hpp"
 #include "runtime/event.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/task.hpp"
@@ -21,26 +21,6 @@ using namespace test;
 using await_tree::instrument;
 
 namespace {
-
-struct integrated {
-  template <class T = void>
-  using task = rt::task<T>;
-  template <class... A>
-  static auto when_all(A&&... a) {
-    return rt::when_all(std::forward<A>(a)...);
-  }
-  static constexpr bool exact = true;
-};
-
-struct not_integrated {
-  template <class T = void>
-  using task = rt::plain_task<T>;
-  template <class... A>
-  static auto when_all(A&&... a) {
-    return rt::plain_when_all(std::forward<A>(a)...);
-  }
-  static constexpr bool exact = false;
-};
 
 /// The names of a tree's nodes, one a line, without durations or indentation.
 std::string names_of(const std::optional<await_tree::tree>& t) {
@@ -155,30 +135,6 @@ TEMPLATE_TEST_CASE("a thread that woke a task from outside any task stays outsid
   ex.run_until(1ms);
   CHECK(names_of(reg.get(0)) == "root\n  join\n");
   ex.run();
-}
-
-TEST_CASE("an integrated task knows its tree in its code, wherever it resumes", "[contract]") {
-  await_tree::registry reg = manual_registry();
-  rt::thread_pool pool(2);
-  std::atomic<int> checks_passed{0};
-  rt::event ev;
-  auto body = [&]() -> rt::task<> {
-    for (int i = 0; i < 200; ++i) {
-      co_await pool.schedule();  // a plain await that hops threads
-      const auto t = await_tree::current_tree();
-      if (t && t->nodes().front().span.name() == "hopper") ++checks_passed;
-    }
-    ev.set();
-  };
-  auto waiter = [&]() -> rt::task<> { co_await instrument(ev.wait(), "wait"); };
-  rt::executor ex(true);
-  rt::spawn(ex, reg.register_task(1, "waiter").instrument(waiter()));
-  ex.run();
-  rt::spawn(ex, reg.register_task(0, "hopper").instrument(body()));
-  ex.run();
-  for (int spins = 0; reg.get(0) && spins < 10'000; ++spins) std::this_thread::sleep_for(1ms);
-  CHECK(checks_passed == 200);
-  CHECK_FALSE(await_tree::current_tree());
 }
 
 TEST_CASE("eager work started inline by an integrated task is in its tree", "[contract]") {

@@ -75,6 +75,12 @@ void register_and_run(await_tree::registry& reg, int first_key, const std::atomi
 
 }  // namespace
 
+// libstdc++'s debug mode (_GLIBCXX_DEBUG) locks a process-wide mutex pool in
+// every checked iterator's constructor and destructor; a fork while another
+// thread holds one leaves it locked in the child, whose first iterator then
+// hangs. That is the checked library's limit, not ours: the test runs in
+// every other configuration.
+#ifndef _GLIBCXX_DEBUG
 TEST_CASE("a child forked while threads register, run and snapshot tasks dumps at once", "[fork]") {
   constexpr int forks = 20;
   await_tree::registry reg = manual_registry();
@@ -140,6 +146,7 @@ TEST_CASE("a child forked while threads register, run and snapshot tasks dumps a
   std::printf("fork test: %d children, each dump took median %.3f ms, max %.3f ms\n", forks,
               dump_ms[dump_ms.size() / 2], dump_ms.back());
 }
+#endif
 
 namespace {
 

@@ -205,7 +205,7 @@ class signal_dump {
   /// A forked child's copy: the thread stayed in the parent, the handler
   /// may belong to a signal_dump of the child's own.
   void forget_in_child() noexcept {
-    if (thread_.joinable()) thread_.detach();
+    detail::forget_thread_in_child(thread_);
     close_pipe();
   }
 

@@ -106,7 +106,7 @@ class watchdog final : private detail::fork_participant {
     if (generation_ != detail::fork_generation()) {
       // A forked child's copy: the thread, and whatever it held of the stop
       // mutex and the condition variable, stayed in the parent.
-      if (thread_.joinable()) thread_.detach();
+      detail::forget_thread_in_child(thread_);
       return;
     }
     {

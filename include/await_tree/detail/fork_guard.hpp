@@ -13,7 +13,9 @@
 #include <await_tree/detail/tree_state.hpp>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
+#include <thread>
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
@@ -109,5 +111,11 @@ inline void fork_participant::withdraw_from_fork() noexcept {
 [[nodiscard]] inline unsigned fork_generation() noexcept {
   return fork_handlers::generation.load();
 }
+
+/// Lets go of a forked child's copy of a thread object: the thread stayed in
+/// the parent, so its handle names nothing here and joining or detaching it
+/// is undefined (ThreadSanitizer aborts on it). Constructing over the copy
+/// ends its life without a call on the handle, and leaves it not joinable.
+inline void forget_thread_in_child(std::thread& copy) noexcept { std::construct_at(&copy); }
 
 }  // namespace await_tree::detail

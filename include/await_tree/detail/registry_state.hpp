@@ -5,7 +5,7 @@
 #include <await_tree/config.hpp>
 #include <await_tree/detail/fork_guard.hpp>
 #include <await_tree/detail/spin_mutex.hpp>
-#include <await_tree/detail/tree_state.hpp>
+#include <await_tree/detail/tree_snapshot.hpp>
 
 #include <array>
 #include <atomic>

@@ -6,7 +6,6 @@
 #include <await_tree/detail/spin_mutex.hpp>
 #include <await_tree/detail/thread_context.hpp>
 #include <await_tree/span.hpp>
-#include <await_tree/tree.hpp>
 
 #include <algorithm>
 #include <array>
@@ -14,9 +13,12 @@
 #include <cstdint>
 #include <limits>
 #include <mutex>
-#include <optional>
 #include <utility>
 #include <vector>
+
+namespace await_tree {
+class tree;
+}  // namespace await_tree
 
 namespace await_tree::detail {
 
@@ -416,43 +418,5 @@ class tree_state {
 };
 
 using tree_ref = counted_ref<tree_state>;
-
-/// The tree as it is now; nothing once its task has ended.
-inline std::optional<tree> snapshot_if_open(tree_state& t) {
-  const auto lock = t.lock();
-  if (t.is_closed()) return std::nullopt;
-  return t.snapshot();
-}
-
-// Walks depth-first with an explicit stack: a pathological tree thousands of
-// levels deep must not overflow the snapshotting thread's stack.
-inline tree tree_state::snapshot() const {
-  const std::chrono::nanoseconds now = clock_();
-  std::vector<tree::node> nodes;
-  nodes.reserve(instrumented_nodes_ + 1);
-  std::vector<pending_visit> stack;
-  stack.push_back({root_node, 0});
-  push_children(detached_container, 0, stack);
-  std::rotate(stack.begin(), stack.begin() + 1, stack.end());  // the main tree first
-
-  const running_set running =
-      running_nodes([](spin_mutex& m) { return std::unique_lock<spin_mutex>(m); });
-  node_id current = root_node;
-  std::chrono::nanoseconds current_start = std::chrono::nanoseconds::min();
-  while (!stack.empty()) {
-    const pending_visit v = stack.back();
-    stack.pop_back();
-    const slot& s = slots_[v.id];
-    const bool is_current = shows_current(v.id, running);
-    if (is_current && s.start >= current_start) {
-      current = v.id;
-      current_start = s.start;
-    }
-    nodes.push_back(
-        {v.id, *s.label, now - s.start, v.depth, is_current, s.parent == detached_container});
-    push_children(v.id, v.depth + 1, stack);
-  }
-  return tree(std::move(nodes), current, threshold_);
-}
 
 }  // namespace await_tree::detail
