@@ -6,87 +6,36 @@
 
 #include "../counting_new.hpp"
 #include "compare.hpp"
-#include "runtime/combinators.hpp"
-#include "runtime/executor.hpp"
-#include "runtime/task.hpp"
+#include "workloads.hpp"
 
 #include <benchmark/benchmark.h>
 
 using counting_new::allocations;
 
-using await_tree::instrument;
-
 namespace {
 
-rt::task<int> ready_child(int i) { co_return i; }
-
-template <bool Instrumented>
-rt::task<> await_children(std::size_t ops) {
-  int sum = 0;
-  for (std::size_t i = 0; i < ops; ++i) {
-    if constexpr (Instrumented) {
-      sum += co_await instrument(ready_child(static_cast<int>(i)), "child");
-    } else {
-      sum += co_await ready_child(static_cast<int>(i));
-    }
-  }
-  benchmark::DoNotOptimize(sum);
-}
-
-/// Runs `body` to completion, under a registered root when `rooted`.
-void run(await_tree::registry& reg, rt::task<> body, bool rooted) {
-  auto drive = [](auto awaitable) -> rt::task<> { co_await std::move(awaitable); };
-  if (rooted) {
-    rt::task<> t = drive(reg.register_task(0, "bench").instrument(std::move(body)));
-    t.start();
-  } else {
-    body.start();
-  }
-}
+using bench::await_children;
+using bench::run_to_end;
 
 void child_in_task(benchmark::State& state) {
   await_tree::registry reg;
   bench::compare(
-      state, 10'000, [&](std::size_t ops) { run(reg, await_children<false>(ops), true); },
-      [&](std::size_t ops) { run(reg, await_children<true>(ops), true); });
+      state, 10'000, [&](std::size_t ops) { run_to_end(await_children<false>(ops), &reg); },
+      [&](std::size_t ops) { run_to_end(await_children<true>(ops), &reg); });
 }
 
 void child_outside_task(benchmark::State& state) {
-  await_tree::registry reg;
   bench::compare(
-      state, 10'000, [&](std::size_t ops) { run(reg, await_children<false>(ops), false); },
-      [&](std::size_t ops) { run(reg, await_children<true>(ops), false); });
-}
-
-/// The Rust crate's `basic` bench: join(fut1: yield; fut2: yield, yield), the
-/// two futures and the join instrumented, on a single-threaded executor.
-template <bool Instrumented>
-rt::task<> basic_shape(rt::executor& ex, std::size_t ops) {
-  auto fut1 = [&]() -> rt::task<> { co_await ex.yield(); };
-  auto fut2 = [&]() -> rt::task<> {
-    co_await ex.yield();
-    co_await ex.yield();
-  };
-  for (std::size_t i = 0; i < ops; ++i) {
-    if constexpr (Instrumented) {
-      co_await instrument(rt::when_all(instrument(fut1(), "fut1"), instrument(fut2(), "fut2")),
-                          "join");
-    } else {
-      co_await rt::when_all(fut1(), fut2());
-    }
-  }
+      state, 10'000, [&](std::size_t ops) { run_to_end(await_children<false>(ops), nullptr); },
+      [&](std::size_t ops) { run_to_end(await_children<true>(ops), nullptr); });
 }
 
 void basic(benchmark::State& state) {
   await_tree::registry reg;
   rt::executor ex;
-  const auto batch = [&](auto body) {
-    rt::spawn(ex, reg.register_task(0, "bench").instrument(std::move(body)));
-    ex.run();
-  };
   bench::compare(
-      state, 1'000, [&](std::size_t ops) { batch(basic_shape<false>(ex, ops)); },
-      [&](std::size_t ops) { batch(basic_shape<true>(ex, ops)); });
+      state, 1'000, [&](std::size_t ops) { bench::run_joins<false>(reg, ex, ops); },
+      [&](std::size_t ops) { bench::run_joins<true>(reg, ex, ops); });
 }
 
 void allocations_per_await(benchmark::State& state) {
@@ -96,10 +45,10 @@ void allocations_per_await(benchmark::State& state) {
   double instrumented = 0;
   for (auto _ : state) {
     std::size_t before = allocations;
-    run(reg, await_children<false>(ops), true);
+    run_to_end(await_children<false>(ops), &reg);
     plain = static_cast<double>(allocations - before) / ops;
     before = allocations;
-    run(reg, await_children<true>(ops), true);
+    run_to_end(await_children<true>(ops), &reg);
     instrumented = static_cast<double>(allocations - before) / ops;
   }
   // The child task's frame is the one allocation both pay.

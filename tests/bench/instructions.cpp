@@ -7,59 +7,20 @@
 //   instructions WORKLOAD plain|instrumented OPS
 //   instructions --list
 //
-// "plain" is the program without await-tree: the examples' task type
-// without integration (rt::plain_task) and plain awaits. "instrumented" is
-// the integrated task type (rt::task) with the awaits instrumented.
+// The variants are workloads.hpp's.
 
-#include <await_tree/await_tree.hpp>
-
-#include "runtime/combinators.hpp"
-#include "runtime/executor.hpp"
-#include "runtime/task.hpp"
+#include "workloads.hpp"
 
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
 #include <thread>
 
-using await_tree::instrument;
-
 namespace {
 
-template <bool Instrumented, class T = void>
-using task_of = std::conditional_t<Instrumented, rt::task<T>, rt::plain_task<T>>;
-
-template <bool Instrumented>
-task_of<Instrumented, int> ready_child(int i) {
-  co_return i;
-}
-
-/// Awaits a child that completes at once, `ops` times.
-template <bool Instrumented>
-task_of<Instrumented> await_children(std::size_t ops) {
-  int sum = 0;
-  for (std::size_t i = 0; i < ops; ++i) {
-    if constexpr (Instrumented) {
-      sum += co_await instrument(ready_child<true>(static_cast<int>(i)), "child");
-    } else {
-      sum += co_await ready_child<false>(static_cast<int>(i));
-    }
-  }
-  if (sum == -1) std::puts("unreachable: keeps the loop");
-}
-
-/// Runs `body` to completion on this thread, under a registered root when
-/// `registry` is given.
-template <class Task>
-void run_to_end(Task body, await_tree::registry* registry) {
-  if (registry == nullptr) {
-    body.start();
-    return;
-  }
-  auto drive = [](auto awaitable) -> rt::plain_task<> { co_await std::move(awaitable); };
-  rt::plain_task<> root = drive(registry->register_task(0, "bench").instrument(std::move(body)));
-  root.start();
-}
+using bench::await_children;
+using bench::await_plain_children;
+using bench::run_to_end;
 
 template <bool Instrumented>
 void await_children_to_end(std::size_t ops, await_tree::registry* registry) {
@@ -76,34 +37,15 @@ void child_in_task(bool instrumented, std::size_t ops) {
   }
 }
 
-/// Row 2: the Rust crate's `basic` shape, join(fut1: yield; fut2: yield,
-/// yield) with the join and both futures instrumented, `ops` joins.
-template <bool Instrumented>
-task_of<Instrumented> joins_of_yields(rt::executor& ex, std::size_t ops) {
-  auto fut1 = [&]() -> task_of<Instrumented> { co_await ex.yield(); };
-  auto fut2 = [&]() -> task_of<Instrumented> {
-    co_await ex.yield();
-    co_await ex.yield();
-  };
-  for (std::size_t i = 0; i < ops; ++i) {
-    if constexpr (Instrumented) {
-      co_await instrument(rt::when_all(instrument(fut1(), "fut1"), instrument(fut2(), "fut2")),
-                          "join");
-    } else {
-      co_await rt::plain_when_all(fut1(), fut2());
-    }
-  }
-}
-
+/// Row 2: the Rust crate's `basic` shape, `ops` joins.
 void join_of_yields(bool instrumented, std::size_t ops) {
   await_tree::registry reg;
   rt::executor ex;
   if (instrumented) {
-    rt::spawn(ex, reg.register_task(0, "bench").instrument(joins_of_yields<true>(ex, ops)));
+    bench::run_joins<true>(reg, ex, ops);
   } else {
-    rt::spawn(ex, reg.register_task(0, "bench").instrument(joins_of_yields<false>(ex, ops)));
+    bench::run_joins<false>(reg, ex, ops);
   }
-  ex.run();
 }
 
 /// Row 3: an instrumented await outside any task, on a thread that never ran
@@ -129,11 +71,6 @@ void outside_task_after_tasks(bool instrumented, std::size_t ops) {
       await_children_to_end<false>(ops, nullptr);
     }
   }).join();
-}
-
-template <bool Integrated>
-task_of<Integrated> await_plain_children(std::size_t ops) {
-  for (std::size_t i = 0; i < ops; ++i) co_await ready_child<Integrated>(0);
 }
 
 /// Row 5: a plain await of a child that completes at once, in a task, from a
