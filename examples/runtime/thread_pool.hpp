@@ -38,7 +38,10 @@ class thread_pool {
   struct schedule_awaiter {
     thread_pool& pool;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) {
+    // Out of line: clang 16 may keep an inlined await_suspend's temporaries
+    // (the context here) in the coroutine frame, which a pool thread may
+    // already be running when they are destroyed (LLVM #56301).
+    [[gnu::noinline]] void await_suspend(std::coroutine_handle<> h) {
       pool.post(h, await_tree::task_context::current());
     }
     void await_resume() const noexcept {}

@@ -77,7 +77,12 @@ class node_owner {
 
   /// Removes the node, if any; its pending children become detached.
   void reset() noexcept {
-    if (tree_ == nullptr) return;
+    if (tree_ != nullptr) remove_node();
+  }
+
+ private:
+  // Out of line: most awaits outside a task, or done, own no node.
+  [[gnu::noinline]] void remove_node() noexcept {
     tree_state* t = std::exchange(tree_, nullptr);
     bool last = false;
     {
@@ -87,7 +92,6 @@ class node_owner {
     if (last) t->release();
   }
 
- private:
   span label_;
   tree_state* tree_ = nullptr;  // while it holds a node, which keeps the tree
   node_ref node_;
@@ -126,9 +130,10 @@ struct suspension {
 /// for it, and what it gives back when it suspends.
 inline void start(coroutine_context& c, thread_context& tc, const void* self) noexcept {
   c.started = true;
+  if (tc.idle()) return;  // outside any task, with nothing to give back
   c.home = tc.vouches_for(self) ? tc.here.at : position{};
   c.resumer = tc.take_resumer(self);
-  tc.set({c.home, self, context_kind::running});
+  tc.run(c.home, self);
 }
 
 /// Before the hand-off of an integrated coroutine's await. A plain await
@@ -172,6 +177,7 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 [[gnu::noinline]] inline void end_suspend(const suspension& s, handoff how,
                                           const void* next) noexcept {
   thread_context& tc = this_thread_context();
+  if (s.at.empty() && s.give_back.at.empty() && tc.idle()) return;  // outside any task
   switch (how) {
     case handoff::resumes_here:
       if (s.changed) tc.set(s.before);
@@ -208,8 +214,12 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 /// back.
 [[gnu::noinline]] inline void resume_integrated(coroutine_context& c, const void* self) noexcept {
   thread_context& tc = this_thread_context();
+  if (c.home.empty() && tc.idle()) {  // outside any task, with nothing to give back
+    c.resumer = {};
+    return;
+  }
   c.resumer = tc.take_resumer(self);
-  tc.set({c.home, self, context_kind::running});
+  tc.run(c.home, self);
 }
 
 /// A plain coroutine resumes from its instrumented await: the thread vouches
@@ -230,6 +240,7 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 [[gnu::noinline]] inline void end_final(const context_state& give_back, handoff how,
                                         const void* next) noexcept {
   thread_context& tc = this_thread_context();
+  if (give_back.at.empty() && tc.idle()) return;  // outside any task
   // To the coroutine that awaited this one, of a type unknown here: handed
   // back (see thread_context).
   if (how == handoff::transfers) {

@@ -154,6 +154,15 @@ struct thread_context {
     publish(s.says_task_runs() ? s.at : position{});
   }
 
+  /// Integrated coroutine `frame` runs at `at`: set() unless it is so already
+  /// (a coroutine starting where the transfer to it said it would).
+  void run(const position& at, const void* frame) noexcept {
+    if (here.kind != context_kind::running || here.frame != frame || here.at != at ||
+        handed_back_to != nullptr) {
+      set({at, frame, context_kind::running});
+    }
+  }
+
   void hand_back(const context_state& s, const void* next) noexcept {
     here = s;
     handed_back_to = next;
@@ -163,6 +172,13 @@ struct thread_context {
   [[nodiscard]] bool says_task_runs() const noexcept {
     return handed_back_to == nullptr && here.says_task_runs();
   }
+
+  /// Whether this thread knows of no task: no position, nothing carried.
+  /// Every state without a position then means what `none` means (nothing
+  /// attaches under it, no marker, no current tree), so a protocol point that
+  /// would only write such states may leave the thread as it is: the fast
+  /// path of integrated coroutines outside any task.
+  [[nodiscard]] bool idle() const noexcept { return here.at.empty() && carried_count == 0; }
 
   /// Whether a coroutine `self` may take the position of `here` as its own.
   [[nodiscard]] bool vouches_for(const void* self) const noexcept {
