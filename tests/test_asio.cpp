@@ -16,6 +16,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -576,6 +577,48 @@ TEST_CASE("an exception leaves through the node and reaches the completion token
   CHECK(reg.collect_all().empty());
 }
 
+/// How many nodes of this task's tree are marked current, seen from its own
+/// running code.
+std::size_t current_markers() {
+  const auto t = await_tree::current_tree();
+  REQUIRE(t);
+  return static_cast<std::size_t>(std::count_if(t->nodes().begin(), t->nodes().end(),
+                                                [](const auto& n) { return n.is_current; }));
+}
+
+struct marker_counts {
+  std::vector<std::size_t> at_start;   // inline, inside the join's await
+  std::vector<std::size_t> after_hop;  // in a handler of its own
+};
+
+asio::awaitable<int> counts_markers(marker_counts& seen) {
+  seen.at_start.push_back(current_markers());
+  co_await hop();
+  seen.after_hop.push_back(current_markers());
+  co_return 0;
+}
+
+asio::awaitable<void> joins_that_count(marker_counts& seen) {
+  co_await instrument(
+      instrument(counts_markers(seen), "a") && instrument(counts_markers(seen), "b"), "both");
+  co_await instrument(
+      instrument(counts_markers(seen), "c") || instrument(counts_markers(seen), "d"), "either");
+}
+
+TEST_CASE("one thread running a task shows at most one current marker", "[asio]") {
+  asio::io_context io;
+  await_tree::registry reg = manual_registry();
+  marker_counts seen;
+  await_tree::asio::co_spawn(io, reg, 1, "task", joins_that_count(seen), asio::detached);
+  io.run();
+  REQUIRE(seen.at_start.size() == 4);
+  for (const std::size_t markers : seen.at_start) CHECK(markers == 1);
+  // After a plain await the handler's position is known from the next
+  // instrumented await on (README, Asio limits): no marker until then.
+  REQUIRE(seen.after_hop.size() >= 3);
+  for (const std::size_t markers : seen.after_hop) CHECK(markers <= 1);
+}
+
 asio::awaitable<int> answer() {
   co_await hop();
   co_return 42;
@@ -617,6 +660,57 @@ TEST_CASE("the other ways to spawn: a root of one's own, the global registry", "
 }
 
 // ---------------------------------------------------------------------------
+
+namespace {
+
+/// A session of the kind Asio's chat server keeps alive from the lambda it
+/// spawns its coroutines with, and nothing else.
+struct session : std::enable_shared_from_this<session> {
+  gate& input;
+  std::string name = "session 7";
+
+  explicit session(gate& g) : input(g) {}
+  asio::awaitable<std::size_t> reader() {
+    co_await instrument(input.wait(), "read line");
+    co_return name.size();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a function object spawns a task and lives until it completes", "[asio][lifetime]") {
+  asio::io_context io;
+  await_tree::registry reg = manual_registry();
+  gate g;
+  std::weak_ptr<session> watch;
+  std::size_t read = 0;
+  {
+    const auto s = std::make_shared<session>(g);
+    watch = s;
+    await_tree::asio::co_spawn(
+        io, reg, 7, "reader", [self = s->shared_from_this()] { return self->reader(); },
+        [&read](std::exception_ptr, std::size_t n) { read = n; });
+    await_tree::asio::co_spawn(
+        io, reg.register_anonymous("anonymous reader"), [s] { return s->reader(); },
+        asio::detached);
+  }
+  while (g.waiting() < 2 && io.run_one() > 0) {
+  }
+  REQUIRE(g.waiting() == 2);
+  CHECK_FALSE(watch.expired());  // only the lambdas hold the session
+  const auto t = reg.get(7);
+  REQUIRE(t);
+  CHECK(t->to_string().find("reader [") == 0);
+  CHECK(t->to_string().find("\n  read line [") != std::string::npos);
+  const auto anonymous = reg.collect_anonymous();
+  REQUIRE(anonymous.size() == 1);
+  CHECK(anonymous[0].to_string().find("\n  read line [") != std::string::npos);
+  g.open();
+  io.run();
+  CHECK(read == std::string("session 7").size());
+  CHECK(watch.expired());
+  CHECK(reg.collect_all().empty());
+}
 
 TEST_CASE("tasks outlive their registry", "[asio][lifetime]") {
   asio::io_context io;

@@ -11,6 +11,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 
+#include <functional>
 #include <type_traits>
 #include <utility>
 
@@ -22,6 +23,40 @@ concept executor = ::asio::execution::is_executor<E>::value || ::asio::is_execut
 
 template <class C>
 concept execution_context = std::is_convertible_v<C&, ::asio::execution_context&>;
+
+template <class A>
+inline constexpr bool is_awaitable_v = false;
+template <class T, class Executor>
+inline constexpr bool is_awaitable_v<::asio::awaitable<T, Executor>> = true;
+
+/// What a task runs, as `asio::co_spawn` takes it: an awaitable, or a
+/// function object that returns one (and lives until the coroutine
+/// completes: the captures of a lambda keep a session alive).
+template <class S>
+concept spawnable = is_awaitable_v<S> ||
+    (std::is_invocable_v<S&>&& is_awaitable_v<std::invoke_result_t<S&>>);
+
+template <class S>
+struct spawned_awaitable {
+  using type = S;
+};
+template <class S>
+requires(!is_awaitable_v<S>) struct spawned_awaitable<S> {
+  using type = std::invoke_result_t<S&>;
+};
+/// The awaitable a spawn of `S` runs.
+template <class S>
+using spawned_awaitable_t = typename spawned_awaitable<S>::type;
+
+/// Starts what `spawned` runs, which stays where it is (the root's frame).
+template <class S>
+spawned_awaitable_t<S> start(S& spawned) {
+  if constexpr (is_awaitable_v<S>) {
+    return std::move(spawned);
+  } else {
+    return std::invoke(spawned);
+  }
+}
 
 /// The main thread is the spawned coroutine's own awaitable thread: the one
 /// whose position is the task's main position. Out of line for the reason
@@ -35,28 +70,29 @@ concept execution_context = std::is_convertible_v<C&, ::asio::execution_context&
 }
 
 /// The bottom frame of a spawned task. It owns the root, so the task stays
-/// registered for exactly as long as its coroutine lives.
-template <class T, class Executor>
-::asio::awaitable<T, Executor> run_as_root([[maybe_unused]] tree_root root, task_ref task,
-                                           ::asio::awaitable<T, Executor> awaitable) {
+/// registered for exactly as long as its coroutine lives, and what it runs
+/// (a function object too) lives as long.
+template <class Spawned>
+spawned_awaitable_t<Spawned> run_as_root([[maybe_unused]] tree_root root, task_ref task,
+                                         Spawned spawned) {
   enter_main_thread(*task.get(), co_await ::asio::detail::awaitable_thread_has_context_switched{});
-  co_return co_await std::move(awaitable);
+  co_return co_await start(spawned);
 }
 
-template <class Executor, class T, class AwaitableExecutor, class CompletionToken>
-auto spawn_with(const Executor& ex, tree_root root,
-                ::asio::awaitable<T, AwaitableExecutor> awaitable, CompletionToken&& token) {
-  static_assert(std::is_convertible_v<task_executor<Executor>, AwaitableExecutor>,
+template <class Executor, spawnable Spawned, class CompletionToken>
+auto spawn_with(const Executor& ex, tree_root root, Spawned spawned, CompletionToken&& token) {
+  static_assert(std::is_convertible_v<task_executor<Executor>,
+                                      typename spawned_awaitable_t<Spawned>::executor_type>,
                 "await_tree::asio::co_spawn runs the task on a task_executor: the awaitable's "
                 "executor type must be type-erased (asio::any_io_executor, the default)");
   core::tree_state* t = core::tree_of(root);
   if (t == nullptr) {  // the root has already ended: nothing to trace
-    return ::asio::co_spawn(ex, std::move(awaitable), std::forward<CompletionToken>(token));
+    return ::asio::co_spawn(ex, std::move(spawned), std::forward<CompletionToken>(token));
   }
   task_ref task = task_ref::adopt(task_state::create(*t));
   task_executor<Executor> traced(ex, task);
   return ::asio::co_spawn(std::move(traced),
-                          run_as_root(std::move(root), std::move(task), std::move(awaitable)),
+                          run_as_root(std::move(root), std::move(task), std::move(spawned)),
                           std::forward<CompletionToken>(token));
 }
 
@@ -97,38 +133,41 @@ auto executor_of(Context& ctx) noexcept {
 
 /// `asio::co_spawn`, with the task registered under `root` for exactly as
 /// long as the spawned coroutine lives (the root ends when it completes or is
-/// destroyed). `ex` is an executor or an execution context; the completion
-/// token behaves as with `asio::co_spawn`. A root that has already ended
-/// spawns the task untraced.
+/// destroyed). `ex` is an executor or an execution context; `spawned` an
+/// `asio::awaitable`, or a function object returning one, which lives until
+/// the coroutine completes; the completion token behaves as with
+/// `asio::co_spawn`. A root that has already ended spawns the task untraced.
 ///
 ///     await_tree::asio::co_spawn(io, reg.register_anonymous("accept loop"),
 ///                                accept_loop(), asio::detached);
-template <class ExecutorOrContext, class T, class AwaitableExecutor, class CompletionToken>
-auto co_spawn(ExecutorOrContext&& ex, tree_root root,
-              ::asio::awaitable<T, AwaitableExecutor> awaitable, CompletionToken&& token) {
-  return detail::spawn_on(detail::executor_of(ex), std::move(root), std::move(awaitable),
+///     await_tree::asio::co_spawn(ex, reg, id, "reader",
+///                                [self = shared_from_this()] { return self->reader(); },
+///                                asio::detached);
+template <class ExecutorOrContext, detail::spawnable Spawned, class CompletionToken>
+auto co_spawn(ExecutorOrContext&& ex, tree_root root, Spawned spawned, CompletionToken&& token) {
+  return detail::spawn_on(detail::executor_of(ex), std::move(root), std::move(spawned),
                           std::forward<CompletionToken>(token));
 }
 
 /// Spawns a task registered in `reg` under `key` (replacing any task
 /// registered under an equal key), with `root_span` as its root.
-template <class ExecutorOrContext, registry_key Key, class T, class AwaitableExecutor,
+template <class ExecutorOrContext, registry_key Key, detail::spawnable Spawned,
           class CompletionToken>
-auto co_spawn(ExecutorOrContext&& ex, registry& reg, Key key, span root_span,
-              ::asio::awaitable<T, AwaitableExecutor> awaitable, CompletionToken&& token) {
+auto co_spawn(ExecutorOrContext&& ex, registry& reg, Key key, span root_span, Spawned spawned,
+              CompletionToken&& token) {
   return await_tree::asio::co_spawn(ex, reg.register_task(std::move(key), std::move(root_span)),
-                                    std::move(awaitable), std::forward<CompletionToken>(token));
+                                    std::move(spawned), std::forward<CompletionToken>(token));
 }
 
 /// Spawns a task registered in the global registry, which this creates (with
 /// the default config) if `init_global_registry()` has not been called.
-template <class ExecutorOrContext, registry_key Key, class T, class AwaitableExecutor,
+template <class ExecutorOrContext, registry_key Key, detail::spawnable Spawned,
           class CompletionToken>
-auto co_spawn(ExecutorOrContext&& ex, Key key, span root_span,
-              ::asio::awaitable<T, AwaitableExecutor> awaitable, CompletionToken&& token) {
+auto co_spawn(ExecutorOrContext&& ex, Key key, span root_span, Spawned spawned,
+              CompletionToken&& token) {
   init_global_registry();
   return await_tree::asio::co_spawn(ex, *global_registry(), std::move(key), std::move(root_span),
-                                    std::move(awaitable), std::forward<CompletionToken>(token));
+                                    std::move(spawned), std::forward<CompletionToken>(token));
 }
 
 }  // namespace await_tree::asio
