@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <await_tree/detail/key_forms.hpp>
+
 #include <fmt/format.h>
 
 #include <concepts>
@@ -14,12 +16,20 @@
 
 namespace await_tree {
 
-/// What a registry key must support: hashing, equality and fmt formatting.
-template <class K>
-concept registry_key = std::copyable<K> && std::equality_comparable<K> && requires(const K& k) {
-  { std::hash<K>{}(k) } -> std::convertible_to<std::size_t>;
-  requires fmt::is_formattable<K>::value;
+namespace detail {
+/// What a stored key must support: hashing, equality and fmt formatting.
+template <class S>
+concept storable_key = std::copyable<S> && std::equality_comparable<S> && requires(const S& k) {
+  { std::hash<S>{}(k) } -> std::convertible_to<std::size_t>;
+  requires fmt::is_formattable<S>::value;
 };
+}  // namespace detail
+
+/// A registry key: any type whose stored form (see detail/key_forms.hpp:
+/// text is stored as std::string, other types as themselves) supports
+/// hashing, equality and fmt formatting.
+template <class K>
+concept registry_key = detail::storable_key<detail::stored_key_t<K>>;
 
 class any_key;
 
@@ -66,17 +76,28 @@ class key_model final : public key_base {
 class any_key {
  public:
   template <detail::user_key K>
-  explicit any_key(K key) : key_(std::make_shared<const detail::key_model<K>>(std::move(key))) {}
+  explicit any_key(K key)
+      : key_(std::make_shared<const detail::key_model<detail::stored_key_t<K>>>(
+            detail::to_stored_key(std::move(key)))) {}
 
   [[nodiscard]] static any_key anonymous(std::uint64_t id) { return any_key(anonymous_tag{}, id); }
 
   [[nodiscard]] bool is_anonymous() const noexcept { return key_ == nullptr; }
 
-  /// The key, when it is a `K`; nullptr otherwise.
+  /// The key, when it is a `K`; nullptr otherwise. Text keys are
+  /// `std::string`s.
   template <class K>
   [[nodiscard]] const K* get() const noexcept {
+    detail::require_stored_form<K>();
     if (key_ == nullptr || key_->type() != typeid(K)) return nullptr;
     return &static_cast<const detail::key_model<K>&>(*key_).value();
+  }
+
+  /// Whether this is the key `probe` looks for.
+  template <class K>
+  [[nodiscard]] bool matches(const detail::key_probe<K>& probe) const noexcept {
+    const auto* stored = get<typename detail::key_probe<K>::stored>();
+    return stored != nullptr && *stored == probe.value;
   }
 
   /// The key as fmt formats it; `anonymous #N` for an anonymous task.
