@@ -4,6 +4,7 @@
 #include <await_tree/any_key.hpp>
 #include <await_tree/config.hpp>
 #include <await_tree/detail/fork_guard.hpp>
+#include <await_tree/detail/node_pool.hpp>
 #include <await_tree/detail/spin_mutex.hpp>
 #include <await_tree/detail/tree_snapshot.hpp>
 
@@ -156,9 +157,15 @@ class registry_state final : public fork_participant {
     }
   };
 
+  /// Entries come from the shard's pool of map nodes: registering a task
+  /// allocates no node once the shard has held as many tasks before.
   struct alignas(64) shard {
+    using entry_allocator = pooled_allocator<std::pair<const any_key, tree_state*>>;
+
     mutable std::mutex mutex;
-    std::unordered_map<any_key, tree_state*, key_hash, key_equal> entries;
+    node_pool entry_nodes;  // before `entries`, which give their nodes back to it
+    std::unordered_map<any_key, tree_state*, key_hash, key_equal, entry_allocator> entries{
+        0, key_hash{}, key_equal{}, entry_allocator(entry_nodes)};
     std::atomic<std::size_t> holders{1};  // the roots registered here, plus the handles
   };
 
