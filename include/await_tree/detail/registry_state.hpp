@@ -159,10 +159,12 @@ class registry_state final : public fork_participant {
 
   /// Entries come from the shard's pool of map nodes: registering a task
   /// allocates no node once the shard has held as many tasks before.
+  /// A spin_mutex, as a tree's: a shard's sections are a map operation, or a
+  /// snapshot's copy of the shard's keys, during which waiters yield.
   struct alignas(64) shard {
     using entry_allocator = pooled_allocator<std::pair<const any_key, tree_state*>>;
 
-    mutable std::mutex mutex;
+    mutable spin_mutex mutex;
     node_pool entry_nodes;  // before `entries`, which give their nodes back to it
     std::unordered_map<any_key, tree_state*, key_hash, key_equal, entry_allocator> entries{
         0, key_hash{}, key_equal{}, entry_allocator(entry_nodes)};
