@@ -158,9 +158,9 @@ class registry_state final : public fork_participant {
   };
 
   /// Entries come from the shard's pool of map nodes: registering a task
-  /// allocates no node once the shard has held as many tasks before.
-  /// A spin_mutex, as a tree's: a shard's sections are a map operation, or a
-  /// snapshot's copy of the shard's keys, during which waiters yield.
+  /// allocates no node once the shard has held as many tasks before. The
+  /// lock is a spin_mutex, as a tree's: a shard's sections are one map
+  /// operation, or a snapshot's copy of the shard's keys (waiters yield).
   struct alignas(64) shard {
     using entry_allocator = pooled_allocator<std::pair<const any_key, tree_state*>>;
 
