@@ -21,6 +21,8 @@
 #include <catch2/catch.hpp>
 
 #include <coroutine>
+#include <string>
+#include <string_view>
 
 using counting_new::allocations;
 
@@ -67,6 +69,40 @@ TEST_CASE("instrumented awaits allocate nothing in the steady state", "[alloc]")
   CHECK(rounds == warm_up + measured);
   CHECK(during == 0);
   CHECK(text_of(reg, 0) == "root [0ns]\n  parked [0ns]\n");
+}
+
+TEST_CASE("registering and dropping a root allocates nothing in the steady state", "[alloc]") {
+  await_tree::registry reg = manual_registry();
+  const auto register_and_drop = [&reg](int rounds) {
+    for (int i = 0; i < rounds; ++i) {
+      const auto by_number = reg.register_task(i, "numbered");
+      const auto by_text = reg.register_task("worker", "named");
+      const auto anonymous = reg.register_anonymous("anonymous");
+    }
+  };
+  register_and_drop(100);  // fills the pools of trees and of entries
+  const std::size_t before = allocations;
+  register_and_drop(10'000);
+  const std::size_t during = allocations - before;
+  CHECK(during == 0);
+  CHECK(reg.collect_all().empty());
+}
+
+TEST_CASE("looking up a text key makes no string", "[alloc]") {
+  // Longer than any small-string buffer: a temporary std::string would allocate.
+  constexpr std::string_view long_key = "a text key far longer than a small string's buffer";
+  await_tree::registry reg = manual_registry();
+  const auto root = reg.register_task(long_key, "registered");
+  const std::string other_key = "another text key, as long as the first one or longer";
+
+  const std::size_t before = allocations;
+  const bool found_other = reg.get(std::string_view(other_key)).has_value();
+  const bool found_literal = reg.get("a literal that no task was registered under").has_value();
+  const std::size_t during = allocations - before;
+  CHECK_FALSE(found_other);
+  CHECK_FALSE(found_literal);
+  CHECK(during == 0);
+  CHECK(reg.get(long_key).has_value());  // the same lookup, finding the task
 }
 
 TEST_CASE("the allocation counter sees allocations", "[alloc]") {

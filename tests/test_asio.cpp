@@ -642,9 +642,17 @@ TEST_CASE("the other ways to spawn: a root of one's own, the global registry", "
                              asio::detached);
   await_tree::asio::co_spawn(io.get_executor(), std::string("global task"), "global",
                              instrument(g.wait(), "waits too"), asio::detached);
-  while (g.waiting() < 2 && io.run_one() > 0) {
+  await_tree::asio::co_spawn(io, reg, "listener", "listen", instrument(g.wait(), "listens"),
+                             asio::detached);
+  while (g.waiting() < 3 && io.run_one() > 0) {
   }
-  REQUIRE(g.waiting() == 2);
+  REQUIRE(g.waiting() == 3);
+  // A string literal key is a string key.
+  const auto listener = reg.get(std::string("listener"));
+  REQUIRE(listener);
+  CHECK(listener->to_string().find("\n  listens [") != std::string::npos);
+  REQUIRE(reg.collect<std::string>().size() == 1);
+  CHECK(reg.collect<std::string>()[0].first == "listener");
   const auto anonymous = reg.collect_anonymous();
   REQUIRE(anonymous.size() == 1);
   CHECK(anonymous[0].to_string().find("anonymous [") == 0);

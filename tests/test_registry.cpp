@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using namespace test;
@@ -56,7 +58,52 @@ TEST_CASE("collect<K> returns exactly the keys of type K", "[registry]") {
   CHECK(all.size() == 4);
   CHECK(std::count_if(all.begin(), all.end(),
                       [](const auto& e) { return e.first.is_anonymous(); }) == 1);
-  CHECK(reg.collect<double>().empty());
+  CHECK(reg.collect<long>().empty());
+}
+
+TEST_CASE("text keys are string keys, whatever form they are given in", "[registry]") {
+  registry reg = manual_registry();
+  const auto literal = reg.register_task("worker", "from a literal");
+  const std::string runtime_text = "pool 7";
+  const auto pointer = reg.register_task(runtime_text.c_str(), "from a char pointer");
+  const auto view = reg.register_task(std::string_view("listener"), "from a view");
+
+  CHECK(literal.key().get<std::string>() != nullptr);
+  CHECK(*literal.key().get<std::string>() == "worker");
+  CHECK(text_of(reg, std::string("worker")) == "from a literal [0ns]\n");
+  CHECK(text_of(reg, std::string_view("worker")) == "from a literal [0ns]\n");
+  CHECK(text_of(reg, "worker") == "from a literal [0ns]\n");
+  CHECK(text_of(reg, "pool 7") == "from a char pointer [0ns]\n");
+  CHECK(text_of(reg, std::string("listener")) == "from a view [0ns]\n");
+
+  // Found by content, not by the address of the text.
+  char same_text[] = "worker";
+  CHECK(reg.get(static_cast<char*>(same_text)).has_value());
+  CHECK_FALSE(reg.get(std::string_view("worke")));
+  CHECK_FALSE(reg.get("workers"));
+
+  auto strings = reg.collect<std::string>();
+  std::sort(strings.begin(), strings.end(),
+            [](const auto& x, const auto& y) { return x.first < y.first; });
+  REQUIRE(strings.size() == 3);
+  CHECK(strings[0].first == "listener");
+  CHECK(strings[1].first == "pool 7");
+  CHECK(strings[2].first == "worker");
+
+  // A literal replaces the task of an equal std::string, and the other way round.
+  const auto replacement = reg.register_task(std::string("worker"), "replacement");
+  CHECK(text_of(reg, "worker") == "replacement [0ns]\n");
+  CHECK(reg.collect<std::string>().size() == 3);
+  CHECK(any_key("x") == any_key(std::string("x")));
+  CHECK(any_key("x").hash() == any_key(std::string_view("x")).hash());
+}
+
+TEST_CASE("a null char pointer is refused as a key", "[registry]") {
+  registry reg = manual_registry();
+  const char* none = nullptr;
+  CHECK_THROWS_AS(reg.register_task(none, "nothing"), std::invalid_argument);
+  CHECK_THROWS_AS(reg.get(none), std::invalid_argument);
+  CHECK(reg.collect_all().empty());
 }
 
 TEST_CASE("registering an existing key replaces the entry", "[registry]") {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <await_tree/detail/key_forms.hpp>
+
 #include <fmt/format.h>
 
 #include <concepts>
@@ -8,18 +10,28 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <string>
+#include <type_traits>
 #include <typeinfo>
 #include <utility>
 
 namespace await_tree {
 
-/// What a registry key must support: hashing, equality and fmt formatting.
-template <class K>
-concept registry_key = std::copyable<K> && std::equality_comparable<K> && requires(const K& k) {
-  { std::hash<K>{}(k) } -> std::convertible_to<std::size_t>;
-  requires fmt::is_formattable<K>::value;
+namespace detail {
+/// What a stored key must support: hashing, equality and fmt formatting.
+template <class S>
+concept storable_key = std::copyable<S> && std::equality_comparable<S> && requires(const S& k) {
+  { std::hash<S>{}(k) } -> std::convertible_to<std::size_t>;
+  requires fmt::is_formattable<S>::value;
 };
+}  // namespace detail
+
+/// A registry key: any type whose stored form (see detail/key_forms.hpp:
+/// text is stored as std::string, other types as themselves) supports
+/// hashing, equality and fmt formatting.
+template <class K>
+concept registry_key = detail::storable_key<detail::stored_key_t<K>>;
 
 class any_key;
 
@@ -30,79 +42,171 @@ namespace detail {
 template <class K>
 concept user_key = !std::same_as<K, any_key> && registry_key<K>;
 
-class key_base {
- public:
-  key_base() = default;
-  key_base(const key_base&) = delete;
-  key_base& operator=(const key_base&) = delete;
-  virtual ~key_base() = default;
-
-  [[nodiscard]] virtual std::size_t hash() const noexcept = 0;
-  [[nodiscard]] virtual bool equals(const key_base& other) const noexcept = 0;
-  [[nodiscard]] virtual std::string to_string() const = 0;
-  [[nodiscard]] virtual const std::type_info& type() const noexcept = 0;
+/// How an any_key copies, compares and prints the key it holds: one
+/// table per stored key type, in place of a virtual class on the heap.
+struct key_operations {
+  const std::type_info& type;
+  bool (*equals)(const void* storage, const void* other_storage) noexcept;
+  std::string (*to_string)(const void* storage);
+  void (*copy)(const void* from, void* to);
+  void (*relocate)(void* from, void* to) noexcept;  // moves, then destroys `from`
+  void (*destroy)(void* storage) noexcept;
 };
 
+/// Room for a key held in place: integers, small structs and a std::string
+/// (whose short texts need no allocation either) fit. Larger keys are held
+/// through a shared pointer, which fits.
+inline constexpr std::size_t key_storage_size = 32;
+inline constexpr std::size_t key_storage_alignment = alignof(void*);
+
 template <class K>
-class key_model final : public key_base {
- public:
-  explicit key_model(K value) : value_(std::move(value)) {}
+inline constexpr bool key_held_in_place =
+    sizeof(K) <= key_storage_size &&
+    alignof(K) <= key_storage_alignment&& std::is_nothrow_move_constructible_v<K>;
 
-  [[nodiscard]] std::size_t hash() const noexcept override { return std::hash<K>{}(value_); }
-  [[nodiscard]] bool equals(const key_base& other) const noexcept override {
-    return other.type() == typeid(K) && static_cast<const key_model&>(other).value_ == value_;
+/// What the storage holds for a key of type K.
+template <class K>
+using key_holder = std::conditional_t<key_held_in_place<K>, K, std::shared_ptr<const K>>;
+
+template <class K>
+[[nodiscard]] const K& held_key(const void* storage) noexcept {
+  const auto& holder = *std::launder(static_cast<const key_holder<K>*>(storage));
+  if constexpr (key_held_in_place<K>) {
+    return holder;
+  } else {
+    return *holder;
   }
-  [[nodiscard]] std::string to_string() const override { return fmt::format("{}", value_); }
-  [[nodiscard]] const std::type_info& type() const noexcept override { return typeid(K); }
-  [[nodiscard]] const K& value() const noexcept { return value_; }
+}
 
- private:
-  K value_;
+template <class K>
+[[nodiscard]] key_holder<K> make_key_holder(K key) {
+  if constexpr (key_held_in_place<K>) {
+    return key;
+  } else {
+    return std::make_shared<const K>(std::move(key));
+  }
+}
+
+template <class K>
+inline constexpr key_operations operations_of{
+    .type = typeid(K),
+    .equals =
+        [](const void* storage, const void* other_storage) noexcept {
+          return held_key<K>(storage) == held_key<K>(other_storage);
+        },
+    .to_string = [](const void* storage) { return fmt::format("{}", held_key<K>(storage)); },
+    .copy =
+        [](const void* from, void* to) {
+          ::new (to) key_holder<K>(*std::launder(static_cast<const key_holder<K>*>(from)));
+        },
+    .relocate =
+        [](void* from, void* to) noexcept {
+          auto& source = *std::launder(static_cast<key_holder<K>*>(from));
+          ::new (to) key_holder<K>(std::move(source));
+          source.~key_holder<K>();
+        },
+    .destroy =
+        [](void* storage) noexcept {
+          std::launder(static_cast<key_holder<K>*>(storage))->~key_holder<K>();
+        },
 };
 
 }  // namespace detail
 
-/// A registry key of any type, or the identity of an anonymous task.
+/// A registry key of any type, or the identity of an anonymous task. Keys
+/// that fit (integers, strings, small structs) are held in place: making,
+/// copying and dropping one allocates no more than copying the key does.
 class any_key {
  public:
   template <detail::user_key K>
-  explicit any_key(K key) : key_(std::make_shared<const detail::key_model<K>>(std::move(key))) {}
+  explicit any_key(K key) {
+    using stored = detail::stored_key_t<K>;
+    ::new (static_cast<void*>(storage_))
+        detail::key_holder<stored>(detail::make_key_holder(detail::to_stored_key(std::move(key))));
+    operations_ = &detail::operations_of<stored>;
+    hash_ = std::hash<stored>{}(detail::held_key<stored>(storage_));
+  }
+
+  any_key(const any_key& other) : anonymous_id_(other.anonymous_id_), hash_(other.hash_) {
+    if (other.operations_ != nullptr) other.operations_->copy(other.storage_, storage_);
+    operations_ = other.operations_;
+  }
+  /// Leaves `other` an anonymous key.
+  any_key(any_key&& other) noexcept : anonymous_id_(other.anonymous_id_), hash_(other.hash_) {
+    take(other);
+  }
+  any_key& operator=(const any_key& other) {
+    if (this != &other) *this = any_key(other);
+    return *this;
+  }
+  any_key& operator=(any_key&& other) noexcept {
+    if (this != &other) {
+      reset();
+      anonymous_id_ = other.anonymous_id_;
+      hash_ = other.hash_;
+      take(other);
+    }
+    return *this;
+  }
+  ~any_key() { reset(); }
 
   [[nodiscard]] static any_key anonymous(std::uint64_t id) { return any_key(anonymous_tag{}, id); }
 
-  [[nodiscard]] bool is_anonymous() const noexcept { return key_ == nullptr; }
+  [[nodiscard]] bool is_anonymous() const noexcept { return operations_ == nullptr; }
 
-  /// The key, when it is a `K`; nullptr otherwise.
+  /// The key, when it is a `K`; nullptr otherwise. Text keys are
+  /// `std::string`s.
   template <class K>
   [[nodiscard]] const K* get() const noexcept {
-    if (key_ == nullptr || key_->type() != typeid(K)) return nullptr;
-    return &static_cast<const detail::key_model<K>&>(*key_).value();
+    detail::require_stored_form<K>();
+    if (operations_ == nullptr || operations_->type != typeid(K)) return nullptr;
+    return &detail::held_key<K>(storage_);
+  }
+
+  /// Whether this is the key `probe` looks for.
+  template <class K>
+  [[nodiscard]] bool matches(const detail::key_probe<K>& probe) const noexcept {
+    const auto* stored = get<typename detail::key_probe<K>::stored>();
+    return stored != nullptr && *stored == probe.value;
   }
 
   /// The key as fmt formats it; `anonymous #N` for an anonymous task.
   [[nodiscard]] std::string to_string() const {
-    return key_ != nullptr ? key_->to_string() : fmt::format("anonymous #{}", anonymous_id_);
+    return operations_ != nullptr ? operations_->to_string(storage_)
+                                  : fmt::format("anonymous #{}", anonymous_id_);
   }
 
-  [[nodiscard]] std::size_t hash() const noexcept {
-    return key_ != nullptr ? key_->hash() : std::hash<std::uint64_t>{}(anonymous_id_);
-  }
+  /// Computed once, when the key is made: a registration looks it up in a
+  /// shard and in the shard's map, and its root's end does both again.
+  [[nodiscard]] std::size_t hash() const noexcept { return hash_; }
 
   friend bool operator==(const any_key& a, const any_key& b) noexcept {
-    if (a.key_ == nullptr || b.key_ == nullptr) {
-      return a.key_ == b.key_ && a.anonymous_id_ == b.anonymous_id_;
+    if (a.operations_ == nullptr || b.operations_ == nullptr) {
+      return a.operations_ == b.operations_ && a.anonymous_id_ == b.anonymous_id_;
     }
-    return a.key_->equals(*b.key_);
+    return a.hash_ == b.hash_ && a.operations_->type == b.operations_->type &&
+           a.operations_->equals(a.storage_, b.storage_);
   }
 
  private:
   // A tag, not a bare integer: keys of type std::uint64_t must reach the
   // public constructor.
   struct anonymous_tag {};
-  any_key(anonymous_tag, std::uint64_t anonymous_id) noexcept : anonymous_id_(anonymous_id) {}
+  any_key(anonymous_tag, std::uint64_t anonymous_id) noexcept
+      : anonymous_id_(anonymous_id), hash_(std::hash<std::uint64_t>{}(anonymous_id)) {}
 
-  std::shared_ptr<const detail::key_base> key_;
+  void take(any_key& other) noexcept {
+    if (other.operations_ != nullptr) other.operations_->relocate(other.storage_, storage_);
+    operations_ = std::exchange(other.operations_, nullptr);
+  }
+  void reset() noexcept {
+    if (operations_ != nullptr) std::exchange(operations_, nullptr)->destroy(storage_);
+  }
+
+  const detail::key_operations* operations_ = nullptr;  // null: anonymous
   std::uint64_t anonymous_id_ = 0;
+  std::size_t hash_ = 0;
+  alignas(detail::key_storage_alignment) unsigned char storage_[detail::key_storage_size];
 };
 
 }  // namespace await_tree

@@ -32,7 +32,8 @@ class registry {
       : state_(detail::registry_state::create(cfg), &detail::registry_state::release_handles) {}
 
   /// Registers a task under `key`, replacing any task registered under an
-  /// equal key (that task runs on, no longer listed).
+  /// equal key (that task runs on, no longer listed). Text keys (string
+  /// literals, char pointers, string views) are stored as `std::string`.
   template <registry_key Key>
   [[nodiscard]] tree_root register_task(Key key, span root) {
     return register_as(any_key(std::move(key)), std::move(root));
@@ -43,14 +44,17 @@ class registry {
     return register_as(any_key::anonymous(state_->next_anonymous_id()), std::move(root));
   }
 
+  /// The tree of the task registered under a key equal to `key`; text is
+  /// looked up as a view, without a copy.
   template <registry_key Key>
   [[nodiscard]] std::optional<tree> get(const Key& key) const {
-    return state_->snapshot(any_key(key));
+    return state_->snapshot(detail::probe_of(key));
   }
 
-  /// The trees of the tasks whose key is a `Key`.
+  /// The trees of the tasks whose key is a `Key` (`std::string` for text).
   template <registry_key Key>
   [[nodiscard]] std::vector<std::pair<Key, tree>> collect() const {
+    detail::require_stored_form<Key>();
     std::vector<std::pair<Key, tree>> out;
     for (auto& [key, t] :
          state_->snapshot_all([](const any_key& k) { return k.template get<Key>() != nullptr; })) {

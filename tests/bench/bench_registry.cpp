@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Registering tasks: a root registered and dropped, tasks spawned registered
-// or not, and registration from two threads at once.
+// or not, registration from two threads at once, and bytes per idle task.
 
 #include <await_tree/await_tree.hpp>
 
@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <malloc.h>
 #include <thread>
 #include <vector>
 
@@ -87,11 +88,40 @@ void registration_scaling(benchmark::State& state) {
   state.counters["scaling"] = bench::median(two) / bench::median(one);
 }
 
+/// Memory per registered idle task: the heap the registry takes (the tree,
+/// its node arena, the entry and its share of the buckets) and the root, which
+/// lives in the task's own frame. Tasks are registered past the peak of the
+/// earlier benchmarks first, so that the measured ones get fresh trees, not
+/// pooled ones whose memory is already counted.
+void bytes_per_idle_task(benchmark::State& state) {
+  constexpr std::size_t pooled_before = 50'000;
+  constexpr std::size_t measured = 20'000;
+  double heap_bytes = 0;
+  for (auto _ : state) {
+    await_tree::registry reg;
+    std::vector<await_tree::tree_root> roots;
+    roots.reserve(pooled_before + measured);
+    for (std::size_t i = 0; i < pooled_before; ++i) {
+      roots.push_back(reg.register_task(static_cast<int>(i), "task"));
+    }
+    const std::size_t before = mallinfo2().uordblks;
+    for (std::size_t i = pooled_before; i < pooled_before + measured; ++i) {
+      roots.push_back(reg.register_task(static_cast<int>(i), "task"));
+    }
+    heap_bytes = static_cast<double>(mallinfo2().uordblks - before) / measured;
+  }
+  state.counters["heap_bytes_per_task"] = heap_bytes;
+  state.counters["root_bytes"] = sizeof(await_tree::tree_root);
+  state.counters["bytes_per_node"] =
+      static_cast<double>(await_tree::detail::tree_state::bytes_per_node);
+}
+
 }  // namespace
 
 BENCHMARK(register_and_drop);
 BENCHMARK(register_anonymous_and_drop);
 BENCHMARK(spawn_tasks)->Unit(benchmark::kMillisecond);
 BENCHMARK(registration_scaling)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(bytes_per_idle_task)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 BENCHMARK_MAIN();

@@ -84,6 +84,33 @@ void plain_await_with_mixin(bool instrumented, std::size_t ops) {
   }
 }
 
+/// Registers a root under `key_of(i)` with a literal span and drops it
+/// unused, `ops` times; plain: the same loop without the registration.
+template <class KeyOf>
+void register_and_drop_keyed(bool instrumented, std::size_t ops, KeyOf key_of) {
+  await_tree::registry reg;
+  std::size_t registered = 0;
+  for (std::size_t i = 0; i < ops; ++i) {
+    if (instrumented) {
+      const auto root = reg.register_task(key_of(i), "task");
+      registered += root.key().is_anonymous() ? 0 : 1;
+    } else {
+      ++registered;
+    }
+  }
+  if (registered != ops) std::puts("unreachable: keeps the loop");
+}
+
+/// Row 6: under an integer key.
+void register_and_drop(bool instrumented, std::size_t ops) {
+  register_and_drop_keyed(instrumented, ops, [](std::size_t i) { return static_cast<int>(i); });
+}
+
+/// Row 7: under a string-literal key.
+void register_and_drop_text(bool instrumented, std::size_t ops) {
+  register_and_drop_keyed(instrumented, ops, [](std::size_t) { return "worker"; });
+}
+
 struct workload {
   std::string_view name;
   void (*run)(bool instrumented, std::size_t ops);
@@ -95,6 +122,8 @@ constexpr workload workloads[] = {
     {"outside_task_fresh", &outside_task_fresh},
     {"outside_task_after_tasks", &outside_task_after_tasks},
     {"plain_await_with_mixin", &plain_await_with_mixin},
+    {"register_and_drop", &register_and_drop},
+    {"register_and_drop_text", &register_and_drop_text},
 };
 
 int usage() {

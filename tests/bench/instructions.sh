@@ -48,6 +48,8 @@ rows=(
   "outside_task_fresh|instrumented await outside any task, fresh thread|25"
   "outside_task_after_tasks|the same on a thread that earlier ran registered tasks|25"
   "plain_await_with_mixin|plain await of a child that completes at once, integrated task type|60"
+  "register_and_drop|register and drop a root, integer key, literal span (registration issue)|300"
+  "register_and_drop_text|the same with a string-literal key (registration issue)|300"
 )
 
 over=0

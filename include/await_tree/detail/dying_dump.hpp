@@ -104,8 +104,6 @@ inline void write_key_without_allocating(fd_writer& out, const any_key& key) noe
                                short, unsigned short>(out, key)) {
   } else if (const auto* text = key.get<std::string>()) {
     out += *text;
-  } else if (const auto* view = key.get<std::string_view>()) {
-    out += *view;
   } else {
     out += "(a key that cannot be printed without allocating)";
   }

@@ -4,6 +4,7 @@
 #include <await_tree/any_key.hpp>
 #include <await_tree/config.hpp>
 #include <await_tree/detail/fork_guard.hpp>
+#include <await_tree/detail/node_pool.hpp>
 #include <await_tree/detail/spin_mutex.hpp>
 #include <await_tree/detail/tree_snapshot.hpp>
 
@@ -81,12 +82,14 @@ class registry_state final : public fork_participant {
     }
   }
 
-  [[nodiscard]] std::optional<tree> snapshot(const any_key& key) const {
+  /// The tree of the task registered under the key `probe` stands for.
+  template <class K>
+  [[nodiscard]] std::optional<tree> snapshot(const key_probe<K>& probe) const {
     tree_ref t;
     {
-      const shard& s = shard_of(key);
+      const shard& s = shards_[shard_index(probe.hash)];
       const std::lock_guard lock(s.mutex);
-      const auto it = s.entries.find(key);
+      const auto it = s.entries.find(probe);
       if (it == s.entries.end()) return std::nullopt;
       t = tree_ref::share(it->second);
     }
@@ -132,9 +135,39 @@ class registry_state final : public fork_participant {
   }
 
  private:
+  /// Hashing and equality that also take probes, so that lookups make no key.
+  struct key_hash {
+    using is_transparent = void;
+    std::size_t operator()(const any_key& key) const noexcept { return key.hash(); }
+    template <class K>
+    std::size_t operator()(const key_probe<K>& probe) const noexcept {
+      return probe.hash;
+    }
+  };
+  struct key_equal {
+    using is_transparent = void;
+    bool operator()(const any_key& a, const any_key& b) const noexcept { return a == b; }
+    template <class K>
+    bool operator()(const key_probe<K>& probe, const any_key& key) const noexcept {
+      return key.matches(probe);
+    }
+    template <class K>
+    bool operator()(const any_key& key, const key_probe<K>& probe) const noexcept {
+      return key.matches(probe);
+    }
+  };
+
+  /// Entries come from the shard's pool of map nodes: registering a task
+  /// allocates no node once the shard has held as many tasks before. The
+  /// lock is a spin_mutex, as a tree's: a shard's sections are one map
+  /// operation, or a snapshot's copy of the shard's keys (waiters yield).
   struct alignas(64) shard {
-    mutable std::mutex mutex;
-    std::unordered_map<any_key, tree_state*> entries;
+    using entry_allocator = pooled_allocator<std::pair<const any_key, tree_state*>>;
+
+    mutable spin_mutex mutex;
+    node_pool entry_nodes;  // before `entries`, which give their nodes back to it
+    std::unordered_map<any_key, tree_state*, key_hash, key_equal, entry_allocator> entries{
+        0, key_hash{}, key_equal{}, entry_allocator(entry_nodes)};
     std::atomic<std::size_t> holders{1};  // the roots registered here, plus the handles
   };
 
@@ -179,14 +212,13 @@ class registry_state final : public fork_participant {
   /// integer is the integer itself, and the low bits of consecutive ids (two
   /// threads numbering requests from 0 and from 100,000, say) would walk the
   /// shards in step, meeting on the same one at every registration.
-  [[nodiscard]] static std::size_t shard_index(const any_key& key) noexcept {
+  [[nodiscard]] static std::size_t shard_index(std::size_t key_hash) noexcept {
     constexpr std::uint64_t golden = 0x9e3779b97f4a7c15;
-    return static_cast<std::size_t>((static_cast<std::uint64_t>(key.hash()) * golden) >>
+    return static_cast<std::size_t>((static_cast<std::uint64_t>(key_hash) * golden) >>
                                     (64 - shard_bits));
   }
-  [[nodiscard]] shard& shard_of(const any_key& key) noexcept { return shards_[shard_index(key)]; }
-  [[nodiscard]] const shard& shard_of(const any_key& key) const noexcept {
-    return shards_[shard_index(key)];
+  [[nodiscard]] shard& shard_of(const any_key& key) noexcept {
+    return shards_[shard_index(key.hash())];
   }
 
   static constexpr int shard_bits = 4;
