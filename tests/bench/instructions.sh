@@ -48,6 +48,7 @@ rows=(
   "outside_task_fresh|instrumented await outside any task, fresh thread|25"
   "outside_task_after_tasks|the same on a thread that earlier ran registered tasks|25"
   "plain_await_with_mixin|plain await of a child that completes at once, integrated task type|60"
+  "waits_for_resource|instrumented await in a task whose span waits_for a resource (plain: the same await without)|10"
 )
 
 over=0
