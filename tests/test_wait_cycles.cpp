@@ -416,6 +416,27 @@ TEST_CASE("a dump opens with the suspected deadlock, in text and JSON", "[wait_c
              .contains("wait_findings"));
 }
 
+TEST_CASE("max_bytes bounds the findings of a dump too", "[wait_cycles]") {
+  task_set set;
+  for (int i = 0; i < 50; ++i) {
+    set.spawn(task_name(static_cast<std::size_t>(i)),
+              wait_at(set.done, span("w").waits_for(std::string("nobody"))));
+  }
+  set.ex.run_until(1s);
+  const std::string text = await_tree::dump_to_string({.source = set.reg, .max_bytes = 500});
+  CHECK(text.find("more findings not shown\n") != std::string::npos);
+  CHECK(text.find("cut at max_bytes 500: 50 more tasks not shown") != std::string::npos);
+  const auto cut = nlohmann::json::parse(await_tree::dump_to_string(
+      {.source = set.reg, .format = await_tree::dump_format::json, .max_bytes = 500}));
+  const auto& findings = cut["wait_findings"];
+  CHECK(findings["omitted_findings"].get<std::size_t>() + findings["dangling"].size() == 50);
+  CHECK(findings["omitted_findings"] > 0);
+  const auto whole = nlohmann::json::parse(
+      await_tree::dump_to_string({.source = set.reg, .format = await_tree::dump_format::json}));
+  CHECK(whole["wait_findings"]["dangling"].size() == 50);
+  CHECK(whole["wait_findings"]["omitted_findings"] == 0);
+}
+
 TEST_CASE("the watchdog reports each new deadlock once", "[wait_cycles]") {
   task_set set(1s);
   std::vector<await_tree::wait_cycle> reported;

@@ -210,9 +210,9 @@ inline std::string dump_registry(const registry& reg, const dump_options& option
   std::string out;
   if (json) {
     out += '{';
-    append_wait_report_json(out, findings, options.limits);
+    append_wait_report_json(out, findings, options.limits, options.max_bytes);
   } else {
-    append_wait_report_text(out, findings, options.limits);
+    append_wait_report_text(out, findings, options.limits, options.max_bytes);
   }
   if (options.grouped) {
     const auto groups = group_trees(trees, options.grouping);

@@ -20,6 +20,9 @@ class span;
 namespace detail {
 /// What a live node's span waits for, copied for a snapshot.
 [[nodiscard]] std::optional<wait_edge> describe_wait(const span& s);
+/// The span without what it waits for: a snapshot's copy, which must not
+/// refer to a resource that may be gone by the time the copy is read.
+[[nodiscard]] span label_only(const span& s);
 }  // namespace detail
 
 /// The label of one node of an await-tree: a name plus two display flags.
@@ -117,6 +120,15 @@ class span {
 
  private:
   friend std::optional<wait_edge> detail::describe_wait(const span& s);
+  friend span detail::label_only(const span& s);
+
+  struct label_only_tag {};
+  span(const span& other, label_only_tag)
+      : data_(other.owned_ ? copy(other.name()) : other.data_),
+        size_(other.size_),
+        owned_(other.owned_),
+        verbose_(other.verbose_),
+        long_running_(other.long_running_) {}
 
   void set_wait(const detail::wait_target* target, bool owned) noexcept {
     if (owns_wait_) delete wait_;
@@ -153,6 +165,7 @@ inline std::optional<wait_edge> describe_wait(const span& s) {
   if (s.wait_ == nullptr) return std::nullopt;
   return s.wait_->describe();
 }
+inline span label_only(const span& s) { return {s, span::label_only_tag{}}; }
 }  // namespace detail
 
 }  // namespace await_tree

@@ -384,12 +384,23 @@ inline void append_cycle_text(std::string& out, const wait_cycle& c,
 }
 
 /// The report's section of a text dump, a blank line after it; nothing when
-/// there is nothing to report.
+/// there is nothing to report. A finding that would start at or past
+/// `max_bytes` is left out, with the rest, and a line counts them.
 inline void append_wait_report_text(std::string& out, const wait_report& r,
-                                    const format_limits& limits) {
+                                    const format_limits& limits, std::size_t max_bytes) {
   if (r.empty()) return;
-  for (const wait_cycle& c : r.cycles) append_cycle_text(out, c, r.threshold, limits);
-  for (const dangling_wait& d : r.dangling) {
+  const std::size_t total = r.cycles.size() + r.dangling.size();
+  for (std::size_t i = 0; i < total; ++i) {
+    if (out.size() >= max_bytes) {
+      fmt::format_to(std::back_inserter(out), "... cut at max_bytes {}: {} more {} not shown\n",
+                     max_bytes, total - i, total - i == 1 ? "finding" : "findings");
+      break;
+    }
+    if (i < r.cycles.size()) {
+      append_cycle_text(out, r.cycles[i], r.threshold, limits);
+      continue;
+    }
+    const dangling_wait& d = r.dangling[i - r.cycles.size()];
     out += "wait nobody can end (";
     append_text_escaped(out, d.why);
     out += "):\n";
@@ -425,27 +436,40 @@ inline void append_cycle_json(std::string& out, const wait_cycle& c, const forma
   out += "]}";
 }
 
+inline void append_dangling_json(std::string& out, const dangling_wait& d,
+                                 const format_limits& limits) {
+  out += '{';
+  append_wait_json_fields(out, d.task, d.node, d.waits_for, limits);
+  out += R"(,"why":)";
+  append_json_string(out, d.why);
+  out += '}';
+}
+
 /// `"wait_findings":{...},` at the head of a JSON dump; nothing when there is
-/// nothing to report.
+/// nothing to report. Findings that would start at or past `max_bytes` are
+/// left out and counted (`omitted_findings`).
 inline void append_wait_report_json(std::string& out, const wait_report& r,
-                                    const format_limits& limits) {
+                                    const format_limits& limits, std::size_t max_bytes) {
   if (r.empty()) return;
   fmt::format_to(std::back_inserter(out), R"("wait_findings":{{"threshold_ns":{},"cycles":[)",
                  r.threshold.count());
-  for (std::size_t i = 0; i < r.cycles.size(); ++i) {
-    if (i > 0) out += ',';
-    append_cycle_json(out, r.cycles[i], limits);
-  }
+  std::size_t omitted = 0;
+  const auto append_each = [&](const auto& findings, auto append_one) {
+    bool first = true;
+    for (const auto& finding : findings) {
+      if (out.size() >= max_bytes) {
+        ++omitted;
+        continue;
+      }
+      if (!first) out += ',';
+      first = false;
+      append_one(out, finding, limits);
+    }
+  };
+  append_each(r.cycles, &append_cycle_json);
   out += R"(],"dangling":[)";
-  for (std::size_t i = 0; i < r.dangling.size(); ++i) {
-    out += i > 0 ? ",{" : "{";
-    append_wait_json_fields(out, r.dangling[i].task, r.dangling[i].node, r.dangling[i].waits_for,
-                            limits);
-    out += R"(,"why":)";
-    append_json_string(out, r.dangling[i].why);
-    out += '}';
-  }
-  out += "]},";
+  append_each(r.dangling, &append_dangling_json);
+  fmt::format_to(std::back_inserter(out), R"(],"omitted_findings":{}}},)", omitted);
 }
 
 }  // namespace detail
