@@ -100,11 +100,10 @@ inline holder_kind locate_holder(const position& holder) {
   return n.id == root_node ? holder_kind::task : holder_kind::detached_node;
 }
 
-/// One wait of task `from` for task `to`.
+/// One wait for task `to`, at `node` (whose waits_for says on what).
 struct wait_arc {
   std::size_t to;
   const tree::node* node;
-  std::string what;
 };
 
 /// The tasks of a snapshot in natural key order, the waits between them, and
@@ -155,14 +154,13 @@ class wait_graph {
   void add_wait(std::size_t i, const tree::node& n, const wait_edge& e) {
     if (e.task) {
       if (const auto it = by_key_.find(*e.task); it != by_key_.end()) {
-        arcs_[i].push_back({it->second, &n, e.task->to_string()});
+        arcs_[i].push_back({it->second, &n});
       } else {
         dangle(i, n, fmt::format("task [{}]", *e.task), "no live task has this key");
       }
       return;
     }
     if (!e.held) return;  // free: a waiter takes it next
-    std::string what = fmt::format("resource \"{}\"", e.resource);
     const auto holder = by_origin_.find({e.holder.tree, e.holder.incarnation});
     switch (locate_holder(e.holder)) {
       case holder_kind::task:
@@ -171,22 +169,35 @@ class wait_graph {
         // on; only a holder the wait is inside of waits for itself.
         if (holder != by_origin_.end() &&
             (holder->second != i || is_inside(tasks_[i]->second, n, e.holder.node.id))) {
-          what += fmt::format(" held by [{}]", key(holder->second));
-          arcs_[i].push_back({holder->second, &n, std::move(what)});
+          arcs_[i].push_back({holder->second, &n});
         }
         return;
       case holder_kind::detached_node:
-        dangle(i, n, std::move(what), detached_holder(e.holder, holder));
+        dangle(i, n, resource_text(e), detached_holder(e.holder, holder));
         return;
       case holder_kind::ended_task:
-        dangle(i, n, std::move(what), "held by a task that has ended");
+        dangle(i, n, resource_text(e), "held by a task that has ended");
         return;
       case holder_kind::no_task:
-        dangle(i, n, std::move(what), "held outside any task");
+        dangle(i, n, resource_text(e), "held outside any task");
         return;
     }
   }
 
+  static std::string resource_text(const wait_edge& e) {
+    return fmt::format("resource \"{}\"", e.resource);
+  }
+
+ public:
+  /// What an arc's wait is for, as a report says it: made only for the arcs
+  /// of the cycles reported.
+  [[nodiscard]] std::string describe(const wait_arc& arc) const {
+    const wait_edge& e = *arc.node->waits_for;
+    if (e.task) return key(arc.to).to_string();
+    return fmt::format("{} held by [{}]", resource_text(e), key(arc.to));
+  }
+
+ private:
   /// Whether node `n` of `t` is node `id` or lies under it.
   static bool is_inside(const tree& t, const tree::node& n, node_id id) noexcept {
     const auto& nodes = t.nodes();
@@ -323,7 +334,7 @@ inline wait_cycle make_cycle(const wait_graph& g, std::size_t start,
   std::size_t at = start;
   for (const wait_arc* arc : arcs) {
     c.tasks.push_back(g.key(at));
-    c.steps.push_back({g.key(at), *arc->node, arc->what});
+    c.steps.push_back({g.key(at), *arc->node, g.describe(*arc)});
     at = arc->to;
   }
   return c;
