@@ -50,16 +50,16 @@ class span {
         owned_(other.owned_),
         verbose_(other.verbose_),
         long_running_(other.long_running_),
-        wait_(other.owns_wait_ ? other.owned_wait()->clone() : other.wait_),
-        owns_wait_(other.owns_wait_) {}
+        owns_wait_(other.owns_wait_),
+        wait_(other.owns_wait_ ? other.owned_wait()->clone() : other.wait_) {}
   span(span&& other) noexcept
       : data_(std::exchange(other.data_, "")),
         size_(std::exchange(other.size_, 0)),
         owned_(std::exchange(other.owned_, false)),
         verbose_(other.verbose_),
         long_running_(other.long_running_),
-        wait_(std::exchange(other.wait_, nullptr)),
-        owns_wait_(std::exchange(other.owns_wait_, false)) {}
+        owns_wait_(std::exchange(other.owns_wait_, false)),
+        wait_(std::exchange(other.wait_, nullptr)) {}
   span& operator=(span other) noexcept {
     std::swap(data_, other.data_);
     std::swap(size_, other.size_);
@@ -155,9 +155,10 @@ class span {
   bool owned_ = false;
   bool verbose_ = false;
   bool long_running_ = false;
-  // What the await waits for: a resource (referenced) or a key (owned).
-  const detail::wait_target* wait_ = nullptr;
+  // What the await waits for: a resource (referenced) or a key (owned). The
+  // flag sits with the others: the span stays 32 bytes, cheaper to move.
   bool owns_wait_ = false;
+  const detail::wait_target* wait_ = nullptr;
 };
 
 namespace detail {
