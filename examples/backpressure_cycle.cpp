@@ -14,8 +14,9 @@
 // messages sent over it and not yet read by their actor. Actor 4 forwards
 // actor 2's messages until the channel to the join is full (the join waits for
 // actor 1); the messages it leaves unread fill the window; actor 1 cannot
-// send; the join waits for actor 1 for ever. Each actor's span names what it
-// waits for, so the cycle 3 → 1 → 4 → 3 reads off the dump alone.
+// send; the join waits for actor 1 for ever. Each actor's span says which
+// actor it waits for (span::waits_for), so the dump finds the cycle
+// 1 → 4 → 3 → 1 by itself and opens with it.
 //
 // When no message has been delivered for 2 s, the example prints the dump and
 // stops the job. The fix gives each stream a window of its own (the same 4
@@ -35,6 +36,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
@@ -55,6 +57,9 @@ using std::chrono::nanoseconds;
 
 using message = int;
 
+/// The registry key of an actor's task.
+std::string actor_key(int actor) { return fmt::format("actor {}", actor); }
+
 /// Flow-control credit, as in HTTP/2: each message sent takes a credit, which
 /// its receiving actor gives back when it reads the message. A sender waits
 /// while no credit is left.
@@ -73,6 +78,15 @@ class window {
       if (unread > 0) holders.push_back(fmt::format("{} unread by actor {}", unread, actor));
     }
     return fmt::format("{} window full: {}", scope_, fmt::join(holders, ", "));
+  }
+
+  /// The actor whose unread messages hold the most credits: the one a
+  /// sender waits for.
+  [[nodiscard]] std::string main_holder() const {
+    const auto most =
+        std::max_element(unread_by_.begin(), unread_by_.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
+    return actor_key(most->first);
   }
 
   [[nodiscard]] rt::wait_queue::awaiter credit_returned() { return returned_.wait(); }
@@ -110,16 +124,19 @@ class remote_stream {
 
   task<> send(message m) {
     while (credit_.exhausted()) {
-      co_await instrument(credit_.credit_returned(),
-                          fmt::format("send to actor {} ({})", to_, credit_.why_full()));
+      co_await instrument(
+          credit_.credit_returned(),
+          await_tree::span(fmt::format("send to actor {} ({})", to_, credit_.why_full()))
+              .waits_for(credit_.main_holder()));
     }
     credit_.take(to_);
     co_await arrived_.send(m);
   }
 
   task<std::optional<message>> recv() {
-    std::optional<message> m =
-        co_await instrument(arrived_.recv(), fmt::format("recv from actor {}", from_));
+    std::optional<message> m = co_await instrument(
+        arrived_.recv(),
+        await_tree::span(fmt::format("recv from actor {}", from_)).waits_for(actor_key(from_)));
     if (m) {
       credit_.give_back(to_);
       ++delivered_;
@@ -145,12 +162,15 @@ class local_stream {
 
   task<> send(message m) {
     // Shown only while the send waits, which it does only when the channel is full.
-    co_await instrument(channel_.send(m), fmt::format("send to actor {} (channel full)", to_));
+    co_await instrument(channel_.send(m),
+                        await_tree::span(fmt::format("send to actor {} (channel full)", to_))
+                            .waits_for(actor_key(to_)));
   }
 
   task<std::optional<message>> recv() {
-    std::optional<message> m =
-        co_await instrument(channel_.recv(), fmt::format("recv from actor {}", from_));
+    std::optional<message> m = co_await instrument(
+        channel_.recv(),
+        await_tree::span(fmt::format("recv from actor {}", from_)).waits_for(actor_key(from_)));
     if (m) ++delivered_;
     co_return m;
   }
@@ -205,7 +225,7 @@ class job {
   }
 
   void spawn(int actor, await_tree::span role, task<> body) {
-    rt::spawn(ex_, reg_.register_task(fmt::format("actor {}", actor), std::move(role))
+    rt::spawn(ex_, reg_.register_task(actor_key(actor), std::move(role))
                        .instrument(example::until_stopped(std::move(body), stop_)));
   }
 

@@ -13,7 +13,9 @@
 // next step: both inputs now wait for a block nobody will deliver. As in
 // RisingWave's "Deadlock debugging with await-tree", the tree tells the story:
 // the fetch sits in a [Detached] section (its read done, its result never
-// taken), cut off from the reads waiting for it under the select.
+// taken), cut off from the reads waiting for it under the select. The reads'
+// spans say they wait for the fetch's in-flight resource, which the detached
+// fetch holds, so the dump opens by saying that nobody can end their wait.
 //
 // When the join has read no row for 2 s, the example prints the tree and
 // stops the join. Then the fixed design runs: each fetch is a task of its own,
@@ -92,29 +94,35 @@ class block_cache {
       spawn_fetch_task(id, e);
     }
     while (!e.data) {
-      co_await instrument(e.filled.wait(), fmt::format("wait for in-flight fetch of block {}", id));
+      co_await instrument(e.filled.wait(),
+                          await_tree::span(fmt::format("wait for in-flight fetch of block {}", id))
+                              .waits_for(e.in_flight));
     }
     co_return *e.data;
   }
 
  private:
   struct entry {
-    explicit entry(rt::executor& ex) : filled(ex) {}
+    entry(rt::executor& ex, int id)
+        : filled(ex), in_flight(fmt::format("in-flight fetch of block {}", id)) {}
     std::optional<block> data;
     rt::wait_queue filled;
+    // Held by the fetch from its start until the block is in the entry.
+    await_tree::resource in_flight;
     // The first design's fetch. The entry owns it, not its requester, so that
     // a requester that goes away does not cancel a fetch others wait for.
     std::optional<await_tree::instrumented<task<block>>> fetch;
   };
 
-  entry& entry_for(int id) { return entries_.try_emplace(id, ex_).first->second; }
+  entry& entry_for(int id) { return entries_.try_emplace(id, ex_, id).first->second; }
 
   /// Handing the block over is this coroutine's step after the fetch. If its
   /// requester is dropped meanwhile, the fetch completes into an awaitable
   /// nobody awaits any more, and the block is never handed over.
   task<block> fetch_and_hand_over(int id, entry& e) {
-    e.fetch.emplace(instrument(store_.read(id), fmt::format("fetch block {}", id)));
+    e.fetch.emplace(instrument(fetch(id, e), fmt::format("fetch block {}", id)));
     e.data = co_await *e.fetch;
+    e.in_flight.release();
     e.filled.notify_all();
     co_return *e.data;
   }
@@ -125,8 +133,17 @@ class block_cache {
     rt::spawn(ex_, reg_.register_task(name, name).instrument(fetch_and_fill(id, e)));
   }
 
+  /// The first design's fetch: it holds the entry's in-flight resource,
+  /// which its requester releases once the block is handed over.
+  task<block> fetch(int id, entry& e) {
+    e.in_flight.acquire();
+    co_return co_await store_.read(id);
+  }
+
   task<> fetch_and_fill(int id, entry& e) {
+    e.in_flight.acquire();
     e.data = co_await store_.read(id);
+    e.in_flight.release();
     e.filled.notify_all();
   }
 

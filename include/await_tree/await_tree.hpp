@@ -16,9 +16,11 @@
 #include <await_tree/instrumented.hpp>
 #include <await_tree/promise.hpp>
 #include <await_tree/registry.hpp>
+#include <await_tree/resource.hpp>
 #include <await_tree/span.hpp>
 #include <await_tree/tree.hpp>
 #include <await_tree/tree_root.hpp>
+#include <await_tree/wait_cycles.hpp>
 #include <await_tree/waiting.hpp>
 #include <await_tree/watchdog.hpp>
 

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <await_tree/any_key.hpp>
+#include <await_tree/detail/natural_order.hpp>
 #include <await_tree/format.hpp>
 #include <await_tree/format_limits.hpp>
 #include <await_tree/grouped.hpp>
 #include <await_tree/registry.hpp>
 #include <await_tree/tree.hpp>
+#include <await_tree/wait_cycles.hpp>
 #include <await_tree/waiting.hpp>
 
 #include <fmt/format.h>
@@ -68,45 +70,9 @@ namespace detail {
 inline constexpr std::string_view no_global_registry =
     "no global registry (call await_tree::init_global_registry())";
 
-constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-
-/// The run of digits starting at `pos`, and where it ends.
-constexpr std::pair<std::string_view, std::size_t> digit_run(std::string_view s,
-                                                             std::size_t pos) noexcept {
-  std::size_t end = pos;
-  while (end < s.size() && is_digit(s[end])) ++end;
-  std::size_t first = pos;
-  while (first + 1 < end && s[first] == '0') ++first;  // leading zeros do not count
-  return {s.substr(first, end - first), end};
-}
-
-/// Natural order: runs of digits compare as numbers, everything else byte by
-/// byte, so that "worker 2" comes before "worker 10".
-constexpr bool natural_less(std::string_view a, std::string_view b) noexcept {
-  std::size_t i = 0;
-  std::size_t j = 0;
-  while (i < a.size() && j < b.size()) {
-    if (is_digit(a[i]) && is_digit(b[j])) {
-      const auto [x, x_end] = digit_run(a, i);
-      const auto [y, y_end] = digit_run(b, j);
-      if (x.size() != y.size()) return x.size() < y.size();
-      if (x != y) return x < y;
-      i = x_end;
-      j = y_end;
-    } else if (a[i] != b[j]) {
-      return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
-    } else {
-      ++i;
-      ++j;
-    }
-  }
-  return a.size() - i < b.size() - j;
-}
-
-/// The trees of `reg`, in the order `order` asks for.
-inline std::vector<std::pair<any_key, tree>> collect_in_order(const registry& reg, dump_order order,
-                                                              std::string_view key_contains) {
-  auto trees = reg.collect_all();
+/// The trees of `trees` that `key_contains` selects, in the order `order` asks for.
+inline std::vector<std::pair<any_key, tree>> select_in_order(
+    std::vector<std::pair<any_key, tree>> trees, dump_order order, std::string_view key_contains) {
   if (!key_contains.empty()) {
     std::erase_if(trees, [key_contains](const std::pair<any_key, tree>& entry) {
       return entry.first.to_string().find(key_contains) == std::string::npos;
@@ -175,7 +141,7 @@ inline void append_trees_text(std::string& out, const std::vector<std::pair<any_
 
 inline void append_trees_json(std::string& out, const std::vector<std::pair<any_key, tree>>& trees,
                               std::size_t shown, const dump_options& options) {
-  out += R"({"tasks":[)";
+  out += R"("tasks":[)";
   std::size_t written = 0;
   for (; written < shown && out.size() < options.max_bytes; ++written) {
     out += written == 0 ? R"({"key":)" : R"(,{"key":)";
@@ -223,7 +189,7 @@ inline void append_groups_text(std::string& out, const std::vector<tree_group>& 
 
 inline void append_groups_json(std::string& out, const std::vector<tree_group>& groups,
                                std::size_t shown, const dump_options& options) {
-  out += R"({"groups":[)";
+  out += R"("groups":[)";
   std::size_t written = 0;
   for (; written < shown && out.size() < options.max_bytes; ++written) {
     if (written > 0) out += ',';
@@ -234,10 +200,20 @@ inline void append_groups_json(std::string& out, const std::vector<tree_group>& 
                  groups.size() - written, tasks_from(groups, written));
 }
 
+/// A dump opens with the deadlock finder's report, taken on the same
+/// snapshot (every task, whatever `key_contains` selects).
 inline std::string dump_registry(const registry& reg, const dump_options& options) {
-  const auto trees = collect_in_order(reg, options.order, options.key_contains);
+  auto all = reg.collect_all();
+  const wait_report findings = analyze_waits(all, reg.settings().long_running_threshold);
+  const auto trees = select_in_order(std::move(all), options.order, options.key_contains);
   const bool json = options.format != dump_format::text;
   std::string out;
+  if (json) {
+    out += '{';
+    append_wait_report_json(out, findings, options.limits, options.max_bytes);
+  } else {
+    append_wait_report_text(out, findings, options.limits, options.max_bytes);
+  }
   if (options.grouped) {
     const auto groups = group_trees(trees, options.grouping);
     const std::size_t shown = std::min(options.limit, groups.size());

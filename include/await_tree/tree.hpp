@@ -3,16 +3,29 @@
 
 #include <await_tree/format_limits.hpp>
 #include <await_tree/span.hpp>
+#include <await_tree/wait_edge.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace await_tree {
+
+namespace detail {
+class tree_state;
+/// The incarnation of the live tree a snapshot was taken of: how the
+/// deadlock finder knows which task holds a resource.
+struct tree_origin {
+  const tree_state* tree = nullptr;
+  std::uint32_t incarnation = 0;
+  friend bool operator==(const tree_origin&, const tree_origin&) = default;
+};
+}  // namespace detail
 
 /// An immutable snapshot of one task's await-tree, taken at one instant.
 ///
@@ -28,12 +41,17 @@ class tree {
     std::uint32_t depth = 0;
     bool is_current = false;
     bool is_detached_root = false;
+    /// What the node waits for, when its span says (span::waits_for).
+    std::optional<wait_edge> waits_for{};
   };
 
   tree() = default;
   tree(std::vector<node> nodes, std::uint32_t current_id,
-       std::chrono::nanoseconds long_running_threshold)
-      : nodes_(std::move(nodes)), current_id_(current_id), threshold_(long_running_threshold) {}
+       std::chrono::nanoseconds long_running_threshold, detail::tree_origin origin = {})
+      : nodes_(std::move(nodes)),
+        current_id_(current_id),
+        threshold_(long_running_threshold),
+        origin_(origin) {}
 
   [[nodiscard]] const std::vector<node>& nodes() const noexcept { return nodes_; }
 
@@ -54,6 +72,10 @@ class tree {
     return threshold_;
   }
 
+  /// The live tree this snapshot was taken of (nothing for a tree made
+  /// otherwise).
+  [[nodiscard]] detail::tree_origin origin() const noexcept { return origin_; }
+
   /// The text format; deep trees and long names are bounded by `limits`.
   [[nodiscard]] std::string to_string(const format_limits& limits = {}) const;
   /// The nested JSON form, the Rust crate's.
@@ -65,6 +87,7 @@ class tree {
   std::vector<node> nodes_;
   std::uint32_t current_id_ = 0;
   std::chrono::nanoseconds threshold_{};
+  detail::tree_origin origin_{};
 };
 
 }  // namespace await_tree

@@ -3,7 +3,7 @@
 
 // A stall watchdog: a background thread looks at every task's tree at each
 // interval and reports each task that has waited too long at one node, once
-// per stall.
+// per stall, and each suspected deadlock (wait_cycles.hpp), once per cycle.
 
 #include <await_tree/any_key.hpp>
 #include <await_tree/detail/fork_guard.hpp>
@@ -11,6 +11,7 @@
 #include <await_tree/format_limits.hpp>
 #include <await_tree/registry.hpp>
 #include <await_tree/tree.hpp>
+#include <await_tree/wait_cycles.hpp>
 #include <await_tree/waiting.hpp>
 
 #include <fmt/format.h>
@@ -26,6 +27,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -55,6 +57,15 @@ inline void print_stall(const stall& s, std::FILE* out = stderr) {
   std::fflush(out);
 }
 
+/// The default report of a suspected deadlock: the dump's section for it.
+inline void print_wait_cycle(const wait_cycle& c, std::chrono::nanoseconds threshold,
+                             std::FILE* out = stderr) {
+  std::string text = "await-tree watchdog: ";
+  detail::append_cycle_text(text, c, threshold, format_limits{});
+  std::fwrite(text.data(), 1, text.size(), out);
+  std::fflush(out);
+}
+
 struct watchdog_options {
   /// The registry to watch; the global registry when empty.
   std::optional<registry> source{};
@@ -66,6 +77,10 @@ struct watchdog_options {
   /// Called with each new stall, on the watchdog's thread (or in check()).
   /// print_stall to stderr when empty.
   std::function<void(const stall&)> on_stall{};
+  /// Called with each new suspected deadlock (a cycle of waits all at least
+  /// the threshold old, or the registry's long_running_threshold), once until
+  /// that cycle dissolves. print_wait_cycle to stderr when empty.
+  std::function<void(const wait_cycle&)> on_deadlock{};
 };
 
 /// Reports each task whose longest_waiting_leaf, a node that is not
@@ -118,20 +133,28 @@ class watchdog final : private detail::fork_participant {
   }
 
   /// Scans once, on the calling thread, reports the new stalls (the longest
-  /// first) and returns how many there were. An exception from on_stall
-  /// propagates (on the watchdog's thread it is printed to stderr instead).
+  /// first), then the new suspected deadlocks, and returns how many reports
+  /// there were. An exception from a callback propagates (on the watchdog's
+  /// thread it is printed to stderr instead).
   std::size_t check() {
     const registry* reg = options_.source ? &*options_.source : global_registry();
     if (reg == nullptr) return 0;
-    const std::vector<stall> fresh = find_new_stalls(*reg);
-    for (const stall& s : fresh) {
+    const findings fresh = find_new(*reg);
+    for (const stall& s : fresh.stalls) {
       if (options_.on_stall) {
         options_.on_stall(s);
       } else {
         print_stall(s);
       }
     }
-    return fresh.size();
+    for (const wait_cycle& c : fresh.deadlocks) {
+      if (options_.on_deadlock) {
+        options_.on_deadlock(c);
+      } else {
+        print_wait_cycle(c, fresh.threshold);
+      }
+    }
+    return fresh.stalls.size() + fresh.deadlocks.size();
   }
 
  private:
@@ -145,18 +168,59 @@ class watchdog final : private detail::fork_participant {
     friend bool operator==(const stall_mark&, const stall_mark&) = default;
   };
 
-  /// The snapshot is taken before marks_mutex_, which then guards only the
-  /// marks: its holder never waits for another lock (see lock_for_fork). Of
-  /// two scans at once, one from an older snapshot that comes second finds
-  /// nothing new, rather than bring back marks that the newer one dropped.
-  std::vector<stall> find_new_stalls(const registry& reg) {
-    std::vector<stall> fresh;
-    std::unordered_map<any_key, stall_mark> marks;
+  /// A cycle across scans: its tasks' keys, from the least one on.
+  using cycle_mark = std::vector<std::string>;
+
+  struct findings {
+    std::vector<stall> stalls;
+    std::vector<wait_cycle> deadlocks;
+    std::chrono::nanoseconds threshold{};
+  };
+
+  /// The snapshot and its analysis are taken before marks_mutex_, which then
+  /// guards only the marks: its holder never waits for another lock (see
+  /// lock_for_fork). Of two scans at once, one from an older snapshot that
+  /// comes second finds nothing new, rather than bring back marks that the
+  /// newer one dropped.
+  findings find_new(const registry& reg) {
+    findings fresh;
     const std::uint64_t scan = scans_started_.fetch_add(1) + 1;
     std::vector<std::pair<any_key, tree>> trees = reg.collect_all();
+    fresh.threshold = options_.threshold.value_or(reg.settings().long_running_threshold);
+    wait_report waits = analyze_waits(trees, fresh.threshold);
     const std::lock_guard lock(marks_mutex_);
     if (scan < latest_scan_applied_) return fresh;
     latest_scan_applied_ = scan;
+    fresh.stalls = new_stalls(trees);
+    fresh.deadlocks = new_deadlocks(std::move(waits.cycles));
+    return fresh;
+  }
+
+  static cycle_mark mark_of(const wait_cycle& c) {
+    cycle_mark mark;
+    for (const any_key& k : c.tasks) mark.push_back(k.to_string());
+    std::rotate(mark.begin(), std::min_element(mark.begin(), mark.end()), mark.end());
+    return mark;
+  }
+
+  /// Requires marks_mutex_.
+  std::vector<wait_cycle> new_deadlocks(std::vector<wait_cycle> cycles) {
+    std::vector<wait_cycle> fresh;
+    std::set<cycle_mark> marks;
+    for (wait_cycle& c : cycles) {
+      if (!c.suspected_deadlock) continue;
+      cycle_mark mark = mark_of(c);
+      if (!cycle_marks_.contains(mark)) fresh.push_back(std::move(c));
+      marks.insert(std::move(mark));
+    }
+    cycle_marks_ = std::move(marks);  // cycles that dissolved are forgotten
+    return fresh;
+  }
+
+  /// Requires marks_mutex_.
+  std::vector<stall> new_stalls(std::vector<std::pair<any_key, tree>>& trees) {
+    std::vector<stall> fresh;
+    std::unordered_map<any_key, stall_mark> marks;
     for (auto& [key, t] : trees) {
       const tree::node* leaf = longest_waiting_leaf(t);
       const auto threshold = options_.threshold.value_or(t.long_running_threshold());
@@ -203,6 +267,7 @@ class watchdog final : private detail::fork_participant {
   unsigned generation_ = detail::fork_generation();
   std::mutex marks_mutex_;
   std::unordered_map<any_key, stall_mark> marks_;  // the stalls reported, by task
+  std::set<cycle_mark> cycle_marks_;               // the deadlocks reported
   std::atomic<std::uint64_t> scans_started_{0};
   std::uint64_t latest_scan_applied_ = 0;  // guarded by marks_mutex_
   std::mutex stop_mutex_;

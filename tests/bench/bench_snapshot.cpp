@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Snapshotting many live tasks: 10,000 tasks, each suspended five nodes deep
-// (the root and four instrumented awaits), collected and rendered as text; and
-// what snapshots every millisecond cost tasks running meanwhile.
+// (the root and four instrumented awaits), collected and rendered as text;
+// what snapshots every millisecond cost tasks running meanwhile; and the
+// deadlock finder on 10,000 tasks with two waits each, on top of the snapshot.
 
 #include <await_tree/await_tree.hpp>
 
 #include "compare.hpp"
+#include "runtime/combinators.hpp"
 #include "runtime/event.hpp"
 #include "runtime/task.hpp"
 
@@ -13,6 +15,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -132,9 +136,55 @@ void throughput_while_snapshotting(benchmark::State& state) {
   state.counters["kept"] = bench::median(snapshotted) / bench::median(quiet);
 }
 
+/// Holds its lock, then waits for the next task and for another task's lock
+/// until `gate`.
+rt::task<> holding_and_waiting(rt::event& gate, await_tree::resource& own, int next,
+                               const await_tree::resource& other) {
+  own.acquire();
+  co_await rt::when_all(
+      instrument(gate.wait(), await_tree::span("wait for the next").waits_for(next)),
+      instrument(gate.wait(), await_tree::span("wait for a lock").waits_for(other)));
+}
+
+/// 10,000 tasks with two waits each (a key and a resource) that make one
+/// strongly connected set: the snapshot alone, or the deadlock finder on a
+/// snapshot taken beforehand (the target: <= 10 ms on top of it).
+void waits_of_10k_tasks(benchmark::State& state, bool analyse) {
+  constexpr int tasks = 10'000;
+  await_tree::registry reg;
+  rt::event gate;
+  std::deque<await_tree::resource> locks;
+  for (int i = 0; i < tasks; ++i) locks.emplace_back("lock " + std::to_string(i));
+  std::vector<rt::task<>> running;
+  running.reserve(tasks);
+  for (int i = 0; i < tasks; ++i) {
+    const auto other = static_cast<std::size_t>((i * 7 + 3) % tasks);
+    running.push_back(drive(reg.register_task(i, "task").instrument(holding_and_waiting(
+        gate, locks[static_cast<std::size_t>(i)], (i + 1) % tasks, locks[other]))));
+    running.back().start();
+  }
+  const auto snapshot = reg.collect_all();
+  std::size_t cycles = 0;
+  for (auto _ : state) {
+    if (analyse) {
+      cycles = await_tree::analyze_waits(snapshot, std::chrono::seconds(10)).cycles.size();
+    } else {
+      benchmark::DoNotOptimize(reg.collect_all());
+    }
+  }
+  state.counters["tasks"] = tasks;
+  state.counters["cycles"] = static_cast<double>(cycles);
+  gate.set();
+}
+
+void snapshot_10k_tasks_with_waits(benchmark::State& state) { waits_of_10k_tasks(state, false); }
+void find_wait_cycles_10k_tasks(benchmark::State& state) { waits_of_10k_tasks(state, true); }
+
 }  // namespace
 
 BENCHMARK(snapshot_10k_tasks)->Unit(benchmark::kMillisecond);
+BENCHMARK(snapshot_10k_tasks_with_waits)->Unit(benchmark::kMillisecond);
+BENCHMARK(find_wait_cycles_10k_tasks)->Unit(benchmark::kMillisecond);
 BENCHMARK(throughput_while_snapshotting)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()

@@ -111,6 +111,35 @@ void register_and_drop_text(bool instrumented, std::size_t ops) {
   register_and_drop_keyed(instrumented, ops, [](std::size_t) { return "worker"; });
 }
 
+/// Awaits a child that completes at once, `ops` times, under a span that
+/// waits for `lock` or not.
+template <bool WaitsFor>
+rt::task<> await_children_waiting(std::size_t ops, const await_tree::resource& lock) {
+  int sum = 0;
+  for (std::size_t i = 0; i < ops; ++i) {
+    if constexpr (WaitsFor) {
+      sum += co_await await_tree::instrument(bench::ready_child<true>(static_cast<int>(i)),
+                                             await_tree::span("child").waits_for(lock));
+    } else {
+      sum +=
+          co_await await_tree::instrument(bench::ready_child<true>(static_cast<int>(i)), "child");
+    }
+  }
+  if (sum == -1) std::puts("unreachable: keeps the loop");
+}
+
+/// Row 8: the deadlock finder's edge. "plain" is row 1's instrumented await,
+/// "instrumented" the same await whose span waits_for a resource.
+void waits_for_resource(bool with_edge, std::size_t ops) {
+  await_tree::registry reg;
+  const await_tree::resource lock("lock");
+  if (with_edge) {
+    run_to_end(await_children_waiting<true>(ops, lock), &reg);
+  } else {
+    run_to_end(await_children_waiting<false>(ops, lock), &reg);
+  }
+}
+
 struct workload {
   std::string_view name;
   void (*run)(bool instrumented, std::size_t ops);
@@ -124,6 +153,7 @@ constexpr workload workloads[] = {
     {"plain_await_with_mixin", &plain_await_with_mixin},
     {"register_and_drop", &register_and_drop},
     {"register_and_drop_text", &register_and_drop_text},
+    {"waits_for_resource", &waits_for_resource},
 };
 
 int usage() {

@@ -50,6 +50,7 @@ rows=(
   "plain_await_with_mixin|plain await of a child that completes at once, integrated task type|60"
   "register_and_drop|register and drop a root, integer key, literal span (registration issue)|300"
   "register_and_drop_text|the same with a string-literal key (registration issue)|300"
+  "waits_for_resource|instrumented await in a task whose span waits_for a resource (plain: the same await without)|10"
 )
 
 over=0

@@ -48,11 +48,11 @@ inline tree tree_state::snapshot() const {
       current = v.id;
       current_start = s.start;
     }
-    nodes.push_back(
-        {v.id, *s.label, now - s.start, v.depth, is_current, s.parent == detached_container});
+    nodes.push_back({v.id, label_only(*s.label), now - s.start, v.depth, is_current,
+                     s.parent == detached_container, describe_wait(*s.label)});
     push_children(v.id, v.depth + 1, stack);
   }
-  return tree(std::move(nodes), current, threshold_);
+  return tree(std::move(nodes), current, threshold_, {this, incarnation_});
 }
 
 }  // namespace await_tree::detail
