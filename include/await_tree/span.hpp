@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include <await_tree/any_key.hpp>
-#include <await_tree/wait_edge.hpp>
+#include <await_tree/detail/wait_target.hpp>
 
 #include <cstddef>
 #include <cstring>
@@ -91,19 +90,12 @@ class span {
 
   /// This await waits for the task registered under `key`: its output, its
   /// consumption, its completion. The key must have the type it was
-  /// registered with (`std::string("actor 3")`, not a literal); it is copied.
-  template <registry_key Key>
-  [[nodiscard]] span waits_for(Key key) && {
-    static_assert(!std::is_pointer_v<Key>,
-                  "await_tree: a pointer never equals a registered key: pass the key's own type, "
-                  "such as std::string");
-    set_wait(new detail::key_target<Key>(std::move(key)), true);
-    return std::move(*this);
-  }
-  template <registry_key Key>
-  [[nodiscard]] span waits_for(Key key) const& {
-    return span(*this).waits_for(std::move(key));
-  }
+  /// registered with; it is copied. Defined in wait_edge.hpp (included by
+  /// registry.hpp and the umbrella header).
+  template <class Key>
+  [[nodiscard]] span waits_for(Key key) &&;
+  template <class Key>
+  [[nodiscard]] span waits_for(Key key) const&;
 
   /// This await waits for whoever holds `r`. Only a reference is kept: `r`
   /// must outlive the await. Defined in resource.hpp.
@@ -162,10 +154,6 @@ class span {
 };
 
 namespace detail {
-inline std::optional<wait_edge> describe_wait(const span& s) {
-  if (s.wait_ == nullptr) return std::nullopt;
-  return s.wait_->describe();
-}
 inline span label_only(const span& s) { return {s, span::label_only_tag{}}; }
 }  // namespace detail
 

@@ -3,9 +3,13 @@
 
 #include <await_tree/any_key.hpp>
 #include <await_tree/detail/thread_context.hpp>
+#include <await_tree/detail/wait_target.hpp>
+#include <await_tree/span.hpp>
 
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 namespace await_tree {
 
@@ -26,25 +30,6 @@ struct wait_edge {
 
 namespace detail {
 
-/// What a span points at when it waits for something. A resource is one
-/// (referenced: it outlives the await); a key is kept in an owned_wait_target.
-class wait_target {
- public:
-  wait_target() = default;
-  wait_target(const wait_target&) = delete;
-  wait_target& operator=(const wait_target&) = delete;
-  virtual ~wait_target() = default;
-
-  /// A copy of what the snapshot needs, taken under the waiting tree's lock.
-  [[nodiscard]] virtual wait_edge describe() const = 0;
-};
-
-/// A target that the span owns, so copies of the span copy it too.
-class owned_wait_target : public wait_target {
- public:
-  [[nodiscard]] virtual const owned_wait_target* clone() const = 0;
-};
-
 template <class Key>
 class key_target final : public owned_wait_target {
  public:
@@ -58,4 +43,28 @@ class key_target final : public owned_wait_target {
 };
 
 }  // namespace detail
+template <class Key>
+span span::waits_for(Key key) && {
+  static_assert(registry_key<Key>,
+                "await_tree: waits_for takes a registry key (hashable, equality-comparable, "
+                "formattable by fmt)");
+  static_assert(!std::is_pointer_v<Key>,
+                "await_tree: a pointer never equals a registered key: pass the key's own type, "
+                "such as std::string");
+  set_wait(new detail::key_target<Key>(std::move(key)), true);
+  return std::move(*this);
+}
+
+template <class Key>
+span span::waits_for(Key key) const& {
+  return span(*this).waits_for(std::move(key));
+}
+
+namespace detail {
+inline std::optional<wait_edge> describe_wait(const span& s) {
+  if (s.wait_ == nullptr) return std::nullopt;
+  return s.wait_->describe();
+}
+}  // namespace detail
+
 }  // namespace await_tree
