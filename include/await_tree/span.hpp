@@ -1,55 +1,96 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
-#include <cstring>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace await_tree {
+
+class span;
+
+namespace detail {
+/// Makes spans over text that lives as long as the process (the names of
+/// call sites, see call_site.hpp), which span's public constructors cannot
+/// tell from a dangling pointer.
+struct static_text_access {
+  static span make(std::string_view text) noexcept;
+};
+
+template <class T>
+inline constexpr bool always_false = false;
+}  // namespace detail
+
+/// A pointer to characters that is not a string literal: the type of a
+/// `const char*` variable, or of `cond ? "x" : "y"`.
+template <class P>
+concept c_string_pointer = std::is_same_v < std::remove_cv_t<P>,
+const char* > || std::is_same_v<std::remove_cv_t<P>, char*>;
 
 /// The label of one node of an await-tree: a name plus two display flags.
 ///
 /// A span built from a string literal keeps only a pointer to it: no copy and no
 /// allocation, which is what keeps instrumented awaits allocation-free. Any other
-/// string is copied, so the caller's buffer may die right after the call.
+/// string is copied, so the caller's buffer may die right after the call: into
+/// the span itself up to `inline_capacity` bytes (no allocation), else onto the
+/// heap.
 class span {
  public:
-  /// Only string literals (and other constants of static storage duration) bind
-  /// here: `consteval` rejects a runtime pointer at compile time, because a
-  /// pointer to a stack buffer would dangle. Wrap such a pointer in
-  /// `std::string_view` to have it copied instead.
-  consteval span(const char* literal) noexcept  // NOLINT(google-explicit-constructor)
-      : data_(literal), size_(std::char_traits<char>::length(literal)) {}
+  static constexpr std::size_t inline_capacity = 48;
+
+  /// Only string literals (and other constant arrays) bind here: `consteval`
+  /// rejects a runtime buffer at compile time, because it would dangle.
+  template <std::size_t N>
+  consteval span(const char (&literal)[N]) noexcept  // NOLINT(google-explicit-constructor)
+      : text_{.pointer = literal},
+        size_(static_cast<std::uint32_t>(std::char_traits<char>::length(literal))) {}
+
+  /// A pointer may point at a buffer that dies before the node: say so, and
+  /// what to write instead (the constructor is never instantiated otherwise).
+  template <c_string_pointer P>
+  span(P) {  // NOLINT(google-explicit-constructor)
+    static_assert(detail::always_false<P>,
+                  "await_tree::span: a `const char*` name is rejected, since the node would "
+                  "keep the pointer and the buffer may die first. Write a string literal "
+                  "(\"read block\"), or wrap the pointer as std::string_view(name) to have the "
+                  "name copied (no allocation up to 48 bytes).");
+  }
 
   span(std::string_view name)  // NOLINT(google-explicit-constructor)
-      : data_(copy(name)), size_(name.size()), owned_(!name.empty()) {}
+      : size_(checked_size(name.size())) {
+    copy_from(name);
+  }
   span(const std::string& name)  // NOLINT(google-explicit-constructor)
       : span(std::string_view(name)) {}
 
   span(const span& other)
-      : data_(other.owned_ ? copy(other.name()) : other.data_),
-        size_(other.size_),
-        owned_(other.owned_),
-        verbose_(other.verbose_),
-        long_running_(other.long_running_) {}
+      : size_(other.size_), verbose_(other.verbose_), long_running_(other.long_running_) {
+    if (other.storage_ == storage::borrowed) {
+      text_.pointer = other.text_.pointer;
+    } else {
+      copy_from(other.name());
+    }
+  }
   span(span&& other) noexcept
-      : data_(std::exchange(other.data_, "")),
+      : text_(other.text_),
         size_(std::exchange(other.size_, 0)),
-        owned_(std::exchange(other.owned_, false)),
+        storage_(std::exchange(other.storage_, storage::borrowed)),
         verbose_(other.verbose_),
-        long_running_(other.long_running_) {}
+        long_running_(other.long_running_) {
+    other.text_.pointer = "";
+  }
   span& operator=(span other) noexcept {
-    std::swap(data_, other.data_);
-    std::swap(size_, other.size_);
-    std::swap(owned_, other.owned_);
-    verbose_ = other.verbose_;
-    long_running_ = other.long_running_;
+    swap(other);
     return *this;
   }
   ~span() {
-    if (owned_) delete[] data_;
+    if (storage_ == storage::heap) delete[] text_.pointer;
   }
 
   /// A span recorded only when the registry's `config::verbose` is set.
@@ -66,7 +107,9 @@ class span {
   }
   [[nodiscard]] span long_running() const& { return span(*this).long_running(); }
 
-  [[nodiscard]] std::string_view name() const noexcept { return {data_, size_}; }
+  [[nodiscard]] std::string_view name() const noexcept {
+    return {storage_ == storage::in_place ? text_.chars : text_.pointer, size_};
+  }
   [[nodiscard]] bool is_verbose() const noexcept { return verbose_; }
   [[nodiscard]] bool is_long_running() const noexcept { return long_running_; }
 
@@ -75,22 +118,60 @@ class span {
   }
 
  private:
-  /// An empty name needs no buffer: it points at a literal and is not owned.
-  static const char* copy(std::string_view name) {
-    if (name.empty()) return "";
-    char* buffer = new char[name.size()];
-    std::memcpy(buffer, name.data(), name.size());
-    return buffer;
+  friend struct detail::static_text_access;
+
+  // Where the name is: a literal (or other static text) it points at, its own
+  // characters, or a heap buffer it owns. Not a std::string: a consteval
+  // constructor cannot yield an object pointing into itself, which is what a
+  // short std::string does.
+  enum class storage : std::uint8_t { borrowed, in_place, heap };
+  union text {
+    const char* pointer;
+    char chars[inline_capacity];
+  };
+
+  span() noexcept = default;
+
+  static std::uint32_t checked_size(std::size_t size) {
+    if (size > std::numeric_limits<std::uint32_t>::max()) {
+      throw std::length_error("await_tree::span: a name of 4 GiB or more");
+    }
+    return static_cast<std::uint32_t>(size);
   }
 
-  // Either a literal or a buffer this span owns. Not a std::string: a
-  // consteval constructor cannot yield an object pointing into itself, which
-  // is what a short std::string does.
-  const char* data_;
-  std::size_t size_;
-  bool owned_ = false;
+  /// Copies `name` (of size_ bytes) into this span's own storage.
+  void copy_from(std::string_view name) {
+    if (name.size() <= inline_capacity) {
+      storage_ = storage::in_place;
+      std::copy(name.begin(), name.end(), text_.chars);
+      return;
+    }
+    char* buffer = new char[name.size()];
+    std::copy(name.begin(), name.end(), buffer);
+    text_.pointer = buffer;
+    storage_ = storage::heap;
+  }
+
+  void swap(span& other) noexcept {
+    std::swap(text_, other.text_);
+    std::swap(size_, other.size_);
+    std::swap(storage_, other.storage_);
+    std::swap(verbose_, other.verbose_);
+    std::swap(long_running_, other.long_running_);
+  }
+
+  text text_{.pointer = ""};
+  std::uint32_t size_ = 0;
+  storage storage_ = storage::borrowed;
   bool verbose_ = false;
   bool long_running_ = false;
 };
+
+inline span detail::static_text_access::make(std::string_view text) noexcept {
+  span s;
+  s.text_.pointer = text.data();
+  s.size_ = static_cast<std::uint32_t>(text.size());
+  return s;
+}
 
 }  // namespace await_tree
