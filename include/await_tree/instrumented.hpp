@@ -22,7 +22,7 @@ namespace await_tree {
 template <class A>
 class [[nodiscard]] instrumented {
  public:
-  instrumented(A&& awaitable, span label)
+  instrumented(A&& awaitable, span&& label)
       : awaitable_(std::forward<A>(awaitable)), owner_(std::move(label)) {}
 
   instrumented(instrumented&&) = default;

@@ -78,11 +78,15 @@ class span {
     }
   }
   span(span&& other) noexcept
-      : text_(other.text_),
-        size_(std::exchange(other.size_, 0)),
+      : size_(std::exchange(other.size_, 0)),
         storage_(std::exchange(other.storage_, storage::borrowed)),
         verbose_(other.verbose_),
         long_running_(other.long_running_) {
+    if (storage_ == storage::in_place) {
+      text_ = other.text_;
+    } else {
+      text_.pointer = other.text_.pointer;  // a literal's: the common case, one word
+    }
     other.text_.pointer = "";
   }
   span& operator=(span other) noexcept {
