@@ -7,6 +7,7 @@
 
 #include "../counting_new.hpp"
 #include "compare.hpp"
+#include "named_awaits.hpp"
 #include "runtime/combinators.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/task.hpp"
@@ -109,55 +110,31 @@ void allocations_per_await(benchmark::State& state) {
   state.counters["extra_allocs"] = instrumented - plain;
 }
 
-enum class naming { formatted, call_site, coroutine_span };
-
-rt::task<int> named_child(int i) {
-  auto scope = co_await await_tree::coroutine_span();
-  co_return i;
-}
-
-/// Awaits children that complete at once, each named the way `Naming` says:
-/// `instrument(child, "child {}", i)` (a short formatted name),
-/// `instrument(child)` (the call site's name), or a child that opens a
-/// whole-coroutine span.
-template <naming Naming>
-rt::task<> await_named_children(std::size_t ops) {
-  int sum = 0;
-  for (std::size_t i = 0; i < ops; ++i) {
-    const int n = static_cast<int>(i);
-    if constexpr (Naming == naming::formatted) {
-      sum += co_await instrument(ready_child(n), "child {}", n);
-    } else if constexpr (Naming == naming::call_site) {
-      sum += co_await instrument(ready_child(n));
-    } else {
-      sum += co_await named_child(n);
-    }
-  }
-  benchmark::DoNotOptimize(sum);
-}
-
 /// Heap allocations per await beyond a plain await's (the child's frame),
 /// for each naming; after a first run, which names the call sites once.
 void allocations_per_named_await(benchmark::State& state) {
+  using bench::naming;
   await_tree::registry reg;
   constexpr std::size_t ops = 10'000;
+  int sum = 0;
   const auto per_await = [&](rt::task<> body) {
     const std::size_t before = allocations;
     run(reg, std::move(body), true);
     return static_cast<double>(allocations - before) / ops;
   };
-  run(reg, await_named_children<naming::call_site>(1), true);
-  run(reg, await_named_children<naming::coroutine_span>(1), true);
+  run(reg, bench::await_named_children<naming::call_site>(1, sum), true);
+  run(reg, bench::await_named_children<naming::coroutine_span>(1, sum), true);
   double plain = 0;
   double formatted = 0;
   double call_site = 0;
   double coroutine_span = 0;
   for (auto _ : state) {
     plain = per_await(await_children<false>(ops));
-    formatted = per_await(await_named_children<naming::formatted>(ops));
-    call_site = per_await(await_named_children<naming::call_site>(ops));
-    coroutine_span = per_await(await_named_children<naming::coroutine_span>(ops));
+    formatted = per_await(bench::await_named_children<naming::formatted>(ops, sum));
+    call_site = per_await(bench::await_named_children<naming::call_site>(ops, sum));
+    coroutine_span = per_await(bench::await_named_children<naming::coroutine_span>(ops, sum));
   }
+  benchmark::DoNotOptimize(sum);
   state.counters["formatted_extra_allocs"] = formatted - plain;
   state.counters["call_site_extra_allocs"] = call_site - plain;
   state.counters["coroutine_span_extra_allocs"] = coroutine_span - plain;

@@ -8,83 +8,47 @@
 
 #include <await_tree/await_tree.hpp>
 
+#include "named_awaits.hpp"
 #include "runtime/task.hpp"
 #include "workload.hpp"
 
 #include <cstdio>
 
-using await_tree::instrument;
-
 namespace {
 
-/// Completes at once (as instructions.cpp's, which the literal row matches).
-rt::task<int> ready_child(int i) { co_return i; }
+using bench::naming;
 
-/// Runs `body` to completion on this thread, under a registered root.
-void run_to_end(rt::task<> body, await_tree::registry& reg) {
-  auto drive = [](auto awaitable) -> rt::plain_task<> { co_await std::move(awaitable); };
-  rt::plain_task<> root = drive(reg.register_task(0, "bench").instrument(std::move(body)));
-  root.start();
-}
-
-enum class naming { literal, formatted, call_site };
-
-/// Awaits a child that completes at once, `ops` times, in an integrated
-/// coroutine, the node named by a literal or as `Naming` says.
+/// Runs await_named_children<Naming> to completion on this thread, under a
+/// registered root.
 template <naming Naming>
-rt::task<> await_named_children(std::size_t ops) {
+void run_to_end(std::size_t ops) {
+  await_tree::registry reg;
   int sum = 0;
-  for (std::size_t i = 0; i < ops; ++i) {
-    const int n = static_cast<int>(i);
-    if constexpr (Naming == naming::literal) {
-      sum += co_await instrument(ready_child(n), "child");
-    } else if constexpr (Naming == naming::formatted) {
-      sum += co_await instrument(ready_child(n), "child {}", n);
-    } else {
-      sum += co_await instrument(ready_child(n));
-    }
-  }
+  auto drive = [](auto awaitable) -> rt::plain_task<> { co_await std::move(awaitable); };
+  rt::plain_task<> root = drive(
+      reg.register_task(0, "bench").instrument(bench::await_named_children<Naming>(ops, sum)));
+  root.start();
   if (sum == -1) std::puts("unreachable: keeps the loop");
 }
 
-/// A short formatted name, or the call site's, instead of a
-/// literal ("plain" is the literal).
+/// A short formatted name, or the call site's, instead of a literal
+/// ("plain" is the literal).
 template <naming Naming>
 void named_child_in_task(bool instrumented, std::size_t ops) {
-  await_tree::registry reg;
   if (instrumented) {
-    run_to_end(await_named_children<Naming>(ops), reg);
+    run_to_end<Naming>(ops);
   } else {
-    run_to_end(await_named_children<naming::literal>(ops), reg);
+    run_to_end<naming::literal>(ops);
   }
 }
 
-rt::task<int> child_with_span(int i) {
-  auto scope = co_await await_tree::coroutine_span();
-  co_return i;
-}
-
-template <bool WithSpan>
-rt::task<> await_children_with_spans(std::size_t ops) {
-  int sum = 0;
-  for (std::size_t i = 0; i < ops; ++i) {
-    if constexpr (WithSpan) {
-      sum += co_await child_with_span(static_cast<int>(i));
-    } else {
-      sum += co_await ready_child(static_cast<int>(i));
-    }
-  }
-  if (sum == -1) std::puts("unreachable: keeps the loop");
-}
-
-/// A plain await of an integrated child that opens a whole-coroutine
-/// span ("plain": the same child without it).
+/// A plain await of an integrated child that opens a whole-coroutine span
+/// ("plain": the same child without it).
 void coroutine_span_call(bool instrumented, std::size_t ops) {
-  await_tree::registry reg;
   if (instrumented) {
-    run_to_end(await_children_with_spans<true>(ops), reg);
+    run_to_end<naming::coroutine_span>(ops);
   } else {
-    run_to_end(await_children_with_spans<false>(ops), reg);
+    run_to_end<naming::none>(ops);
   }
 }
 
