@@ -14,8 +14,8 @@
 
 #include <await_tree/call_site.hpp>
 #include <await_tree/detail/suspension.hpp>
-#include <await_tree/detail/tracing_awaiter.hpp>
 #include <await_tree/instrumented.hpp>
+#include <await_tree/promise.hpp>
 #include <await_tree/span.hpp>
 
 #include <coroutine>
