@@ -46,10 +46,12 @@ struct story_clock {
   }
 };
 
-/// Every tree of `reg`, under a heading that says when it was taken.
+/// Every tree of `reg`, under a heading that says when it was taken, and a
+/// blank line before whatever comes next.
 inline void print_trees(const await_tree::registry& reg, std::string_view when) {
   std::printf("--- %.*s ---\n", static_cast<int>(when.size()), when.data());
   await_tree::dump(reg, stdout);
+  std::putchar('\n');
 }
 
 /// rt's task with the promise mixin, which keeps the trees exact at plain

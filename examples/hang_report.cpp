@@ -36,6 +36,7 @@ void grouped_dump(example::connection_service& s, await_tree::registry& reg) {
   await_tree::dump(
       stdout,
       {.source = reg, .grouped = true, .grouping = {.normalize = &await_tree::mask_digits}});
+  std::putchar('\n');
 }
 
 void watched(example::connection_service& s, await_tree::registry& reg) {

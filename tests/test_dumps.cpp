@@ -92,7 +92,7 @@ TEST_CASE("dumps list keys in natural order, or the longest-waiting first", "[du
         "[task 1]\none [5.000s]\n  serve [5.000s]\n\n"
         "[task 2]\ntwo [5.000s]\n\n"
         "[task 9]\nnine [5.000s]\n  write [5.000s]\n\n"
-        "[task 10]\nten [5.000s]\n  read [1.000s]\n\n");
+        "[task 10]\nten [5.000s]\n  read [1.000s]\n");  // a blank line between trees only
   const std::string by_wait =
       await_tree::dump_to_string({.source = t.reg, .order = dump_order::longest_waiting_first});
   CHECK(by_wait.find("[task 9]") < by_wait.find("[task 10]"));
@@ -190,8 +190,7 @@ TEST_CASE("a grouped dump shows each shape once, most common first", "[dump][gro
         "\n"
         "[200 tasks: 8, 9, 18, 19, 28, ...]\n"
         "worker # [10.000s]\n"
-        "  idle [!!! min 8.000s, median 9.000s, max 10.000s]\n"
-        "\n");
+        "  idle [!!! min 8.000s, median 9.000s, max 10.000s]\n");
 
   const auto trees = t.reg.collect_all();
   const auto groups = await_tree::group_trees(trees, options.grouping);
@@ -259,10 +258,10 @@ TEST_CASE("groups keep detached subtrees and current marks apart", "[dump][group
   REQUIRE(groups.size() == 3);
   std::string text;
   await_tree::detail::append_group_text(text, groups[0], 5, {}, await_tree::unlimited);
-  CHECK(text == "[2 tasks: 1, 4]\nroot [3.000s]\n[Detached]\n  work [2.000s]\n\n");
+  CHECK(text == "[2 tasks: 1, 4]\nroot [3.000s]\n[Detached]\n  work [2.000s]\n");
   text.clear();
   await_tree::detail::append_group_text(text, groups[2], 5, {}, await_tree::unlimited);
-  CHECK(text == "[1 task: 3]\nroot [3.000s]\n  work [2.000s]  <== current\n\n");
+  CHECK(text == "[1 task: 3]\nroot [3.000s]\n  work [2.000s]  <== current\n");
   text.clear();
   await_tree::detail::append_group_text(text, groups[0], 0, {}, await_tree::unlimited);
   CHECK_THAT(text, Catch::StartsWith("[2 tasks]\n"));

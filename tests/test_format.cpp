@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -53,6 +55,41 @@ TEST_CASE("durations print like the Rust crate's {:.3?}", "[format]") {
   CHECK(duration(12200ms) == "12.200s");
   CHECK(duration(3600s) == "3600.000s");
   CHECK(duration(-5ns) == "0ns");  // a clock that went backwards
+}
+
+TEST_CASE("a duration that rounds to 1000 of a unit is shown in the next one", "[format]") {
+  CHECK(duration(999'999ns) == "999.999µs");  // nanoseconds are whole: µs never round up
+  CHECK(duration(1'000'000ns) == "1.000ms");
+  CHECK(duration(999'999'499ns) == "999.999ms");
+  CHECK(duration(999'999'500ns) == "1.000s");  // 999.9995 ms
+  CHECK(duration(999'999'999ns) == "1.000s");
+  CHECK(duration(1'000'000'000ns) == "1.000s");
+  CHECK(duration(999'499ns) == "999.499µs");
+  CHECK(duration(1'999'500ns) == "2.000ms");       // 1.9995 ms rounds half up
+  CHECK(duration(59'999'500'000ns) == "60.000s");  // no minutes: seconds go on
+  // Huge values neither overflow nor change unit.
+  CHECK(duration(nanoseconds::max()) == "9223372036.855s");
+}
+
+TEST_CASE("rounded durations are the same in text, grouped dumps and the watchdog", "[format]") {
+  const tree t({make_node(1, "root", 999'999'700ns, 0), make_node(2, "leaf", 999'999'600ns, 1)}, 1,
+               10s);
+  CHECK(t.to_string() == "root [1.000s]\n  leaf [1.000s]\n");
+
+  const auto groups = await_tree::group_trees({{await_tree::any_key(1), t}});
+  std::string grouped;
+  await_tree::detail::append_group_text(grouped, groups.at(0), 5, {}, await_tree::unlimited);
+  CHECK(grouped == "[1 task: 1]\nroot [1.000s]\n  leaf [1.000s]\n");
+
+  std::FILE* file = std::tmpfile();
+  REQUIRE(file != nullptr);
+  await_tree::print_stall({await_tree::any_key(1), t, t.nodes()[1]}, file);
+  std::rewind(file);
+  std::array<char, 256> report{};
+  CHECK(std::fread(report.data(), 1, report.size() - 1, file) > 0);
+  std::fclose(file);
+  CHECK_THAT(report.data(), Catch::StartsWith("await-tree watchdog: task [1] has been waiting "
+                                              "1.000s at \"leaf\"\nroot [1.000s]\n"));
 }
 
 TEST_CASE("text format matches the reference layout", "[format]") {

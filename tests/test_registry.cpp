@@ -223,6 +223,6 @@ TEST_CASE("the global registry is created once and dumped with keys", "[registry
   std::string written(4096, '\0');
   written.resize(std::fread(written.data(), 1, written.size(), file));
   std::fclose(file);
-  CHECK(written == "[worker a]\na [0ns]\n\n[worker b]\nb [0ns]\n\n");
+  CHECK(written == "[worker a]\na [0ns]\n\n[worker b]\nb [0ns]\n");
   CHECK(await_tree::dump_to_string(*global) == written);
 }

@@ -9,7 +9,7 @@
 using await_tree::span;
 
 namespace {
-constexpr const char* literal_name = "read block";
+constexpr char literal_name[] = "read block";
 }
 
 TEST_CASE("a literal span points at the literal, without copying", "[span]") {

@@ -8,10 +8,13 @@
 // See README.md for the tour and the guarantees.
 
 #include <await_tree/any_key.hpp>
+#include <await_tree/call_site.hpp>
 #include <await_tree/config.hpp>
 #include <await_tree/context.hpp>
+#include <await_tree/coroutine_span.hpp>
 #include <await_tree/dump.hpp>
 #include <await_tree/format.hpp>
+#include <await_tree/formatted_span.hpp>
 #include <await_tree/grouped.hpp>
 #include <await_tree/instrumented.hpp>
 #include <await_tree/promise.hpp>

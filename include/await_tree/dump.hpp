@@ -116,6 +116,12 @@ inline bool cut_by_bytes(std::size_t shown, std::size_t total, const format_limi
   return shown < std::min(total, limits.max_nodes);
 }
 
+/// A text dump is blocks (a tree, a group, the closing line) separated by a
+/// blank line, with none after the last.
+inline void start_block(std::string& out) {
+  if (!out.empty()) out += '\n';
+}
+
 inline void append_trees_text(std::string& out, const std::vector<std::pair<any_key, tree>>& trees,
                               std::size_t shown, const dump_options& options) {
   auto it = std::back_inserter(out);
@@ -123,17 +129,19 @@ inline void append_trees_text(std::string& out, const std::vector<std::pair<any_
     const std::size_t total = trees[i].second.nodes().size();
     std::size_t nodes = 0;
     if (out.size() < options.max_bytes) {
+      start_block(out);
       fmt::format_to(it, "[{}]\n", trees[i].first);
       nodes = append_tree_text(out, trees[i].second, options.limits, options.max_bytes);
-      out += '\n';
     }
     if (cut_by_bytes(nodes, total, options.limits)) {
       const std::size_t tasks_left = trees.size() - i - (nodes > 0 ? 1 : 0);
+      start_block(out);
       append_cut_line(out, options.max_bytes, nodes > 0 ? total - nodes : 0, tasks_left, "tasks");
       return;
     }
   }
   if (const std::size_t rest = trees.size() - shown; rest > 0) {
+    start_block(out);
     fmt::format_to(it, "... and {} more {} (limit {})\n", rest, rest == 1 ? "task" : "tasks",
                    options.limit);
   }
@@ -170,17 +178,20 @@ inline void append_groups_text(std::string& out, const std::vector<tree_group>& 
     const std::size_t total = groups[i].nodes.size();
     std::size_t nodes = 0;
     if (out.size() < options.max_bytes) {
+      start_block(out);
       nodes = append_group_text(out, groups[i], options.grouping.keys_shown, options.limits,
                                 options.max_bytes);
     }
     if (cut_by_bytes(nodes, total, options.limits)) {
       const std::size_t groups_left = groups.size() - i - (nodes > 0 ? 1 : 0);
+      start_block(out);
       append_cut_line(out, options.max_bytes, nodes > 0 ? total - nodes : 0, groups_left, "groups");
       return;
     }
   }
   if (const std::size_t rest = groups.size() - shown; rest > 0) {
     const std::size_t tasks = tasks_from(groups, shown);
+    start_block(out);
     fmt::format_to(std::back_inserter(out), "... and {} more {} of {} {} (limit {})\n", rest,
                    rest == 1 ? "group" : "groups", tasks, tasks == 1 ? "task" : "tasks",
                    options.limit);

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -26,28 +27,31 @@
 namespace await_tree {
 namespace detail {
 
-/// `1.006s`, `12.345ms`, `3.210µs` or `87ns`: the unit is chosen by magnitude,
-/// then the value rounded to three decimals (the Rust crate's `{:.3?}`).
+/// `1.006s`, `12.345ms`, `3.210µs` or `87ns`: the value rounded to three
+/// decimals in the largest unit it reaches once rounded (the Rust crate's
+/// `{:.3?}`), so 999.9996 ms is `1.000s`, never `1000.000ms`.
 ///
 /// `Out` is a std::string, or any sink with `push_back` and `+=`: the crash
 /// handlers write into a fixed buffer, which fmt fills without allocating.
 template <class Out>
 void append_duration(Out& out, std::chrono::nanoseconds elapsed) {
-  const std::int64_t ns = elapsed.count() < 0 ? 0 : elapsed.count();
-  const auto with_unit = [&](std::int64_t unit, std::string_view suffix) {
-    const std::int64_t thousandths = (ns * 1000 + unit / 2) / unit;
-    fmt::format_to(std::back_inserter(out), "{}.{:03}{}", thousandths / 1000, thousandths % 1000,
-                   suffix);
-  };
-  if (ns >= 1'000'000'000) {
-    with_unit(1'000'000'000, "s");
-  } else if (ns >= 1'000'000) {
-    with_unit(1'000'000, "ms");
-  } else if (ns >= 1'000) {
-    with_unit(1'000, "µs");
-  } else {
+  const std::int64_t ns = std::max<std::int64_t>(elapsed.count(), 0);
+  if (ns < 1'000) {
     fmt::format_to(std::back_inserter(out), "{}ns", ns);
+    return;
   }
+  // Thousandths of a microsecond, millisecond or second: ns divided by 1, 1e3
+  // or 1e6, rounded half up (without overflow for any ns).
+  constexpr std::array<std::string_view, 3> units{"µs", "ms", "s"};
+  std::int64_t divisor = 1;
+  std::size_t unit = 0;
+  const auto thousandths = [&] { return ns / divisor + (ns % divisor >= (divisor + 1) / 2); };
+  while (unit + 1 < units.size() && thousandths() >= 1'000'000) {
+    divisor *= 1'000;
+    ++unit;
+  }
+  const std::int64_t t = thousandths();
+  fmt::format_to(std::back_inserter(out), "{}.{:03}{}", t / 1000, t % 1000, units[unit]);
 }
 
 /// Code points that some terminal or viewer treats as a line break or control.

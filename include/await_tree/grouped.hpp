@@ -179,9 +179,8 @@ inline void append_spread(std::string& out, const tree_group::node& n) {
 }
 
 /// A group in the text format: its header, then the shape as a tree's text
-/// with spreads for durations (`!!!` when the slowest task is stuck there),
-/// then a blank line. Bounded as append_bounded; returns how many nodes it
-/// wrote.
+/// with spreads for durations (`!!!` when the slowest task is stuck there).
+/// Bounded as append_bounded; returns how many nodes it wrote.
 inline std::size_t append_group_text(std::string& out, const tree_group& g, std::size_t keys_shown,
                                      const format_limits& limits, std::size_t max_bytes) {
   append_group_header(out, g, keys_shown);
@@ -200,7 +199,6 @@ inline std::size_t append_group_text(std::string& out, const tree_group& g, std:
         out += '\n';
       });
   append_omitted_nodes_line(out, g.nodes.size(), shown, limits);
-  out += '\n';
   return shown;
 }
 

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <await_tree/call_site.hpp>
 #include <await_tree/detail/tracing_awaiter.hpp>
 #include <await_tree/span.hpp>
 
+#include <exception>
 #include <type_traits>
 #include <utility>
 
@@ -20,7 +22,7 @@ namespace await_tree {
 template <class A>
 class [[nodiscard]] instrumented {
  public:
-  instrumented(A&& awaitable, span label)
+  instrumented(A&& awaitable, span&& label)
       : awaitable_(std::forward<A>(awaitable)), owner_(std::move(label)) {}
 
   instrumented(instrumented&&) = default;
@@ -38,12 +40,34 @@ class [[nodiscard]] instrumented {
   detail::node_owner owner_;
 };
 
+/// Whether instrument() can keep an `A`: an lvalue by reference, an rvalue
+/// by moving it in.
+template <class A>
+concept keepable_awaitable =
+    std::is_lvalue_reference_v<A> || std::is_move_constructible_v<std::remove_cvref_t<A>>;
+
 /// `co_await await_tree::instrument(read_block(id), "read block")`
 ///
 /// Outside any task the wrapper only forwards to the wrapped awaitable.
 template <class A>
 instrumented<A> instrument(A&& awaitable, span label) {
-  return instrumented<A>(std::forward<A>(awaitable), std::move(label));
+  static_assert(keepable_awaitable<A>,
+                "await_tree::instrument: this awaitable cannot be moved, and a temporary is "
+                "kept by moving it into the wrapper. Wrap it as an lvalue instead: "
+                "`auto op = make_op(); co_await await_tree::instrument(op, \"op\");` "
+                "(the wrapper then refers to it).");
+  if constexpr (keepable_awaitable<A>) {
+    return instrumented<A>(std::forward<A>(awaitable), std::move(label));
+  } else {
+    std::terminate();  // the build has failed above; no move to complain about here
+  }
+}
+
+/// `co_await await_tree::instrument(read_block(id))`: a node named after the
+/// calling function and line, `read_block (storage.cpp:42)` (see call_site).
+template <class A>
+instrumented<A> instrument(A&& awaitable, call_site site = {}) {
+  return instrument(std::forward<A>(awaitable), site.name());
 }
 
 template <class T>

@@ -234,7 +234,7 @@ class signal_dump {
   void write_dump() const noexcept {
     try {
       std::string text = dump_to_string(options_.dump);
-      if (options_.dump.format != dump_format::text) text += '\n';  // one dump a line
+      text += '\n';  // JSON: one dump a line; text: a blank line after each
       std::FILE* out = options_.path.empty() ? stderr : open_file();
       std::fwrite(text.data(), 1, text.size(), out);
       if (out == stderr) {

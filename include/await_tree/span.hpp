@@ -3,9 +3,12 @@
 
 #include <await_tree/detail/wait_target.hpp>
 
+#include <algorithm>
 #include <cstddef>
-#include <cstring>
+#include <cstdint>
+#include <limits>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -22,55 +25,84 @@ namespace detail {
 /// The span without what it waits for: a snapshot's copy, which must not
 /// refer to a resource that may be gone by the time the copy is read.
 [[nodiscard]] span label_only(const span& s);
+
+/// Makes spans over text that lives as long as the process (the names of
+/// call sites, see call_site.hpp), which span's public constructors cannot
+/// tell from a dangling pointer.
+struct static_text_access {
+  static span make(std::string_view text) noexcept;
+};
+
+template <class T>
+inline constexpr bool always_false = false;
 }  // namespace detail
+
+/// A pointer to characters that is not a string literal: the type of a
+/// `const char*` variable, or of `cond ? "x" : "y"`.
+template <class P>
+concept c_string_pointer = std::is_same_v < std::remove_cv_t<P>,
+const char* > || std::is_same_v<std::remove_cv_t<P>, char*>;
 
 /// The label of one node of an await-tree: a name plus two display flags.
 ///
 /// A span built from a string literal keeps only a pointer to it: no copy and no
 /// allocation, which is what keeps instrumented awaits allocation-free. Any other
-/// string is copied, so the caller's buffer may die right after the call.
+/// string is copied, so the caller's buffer may die right after the call: into
+/// the span itself up to `inline_capacity` bytes (no allocation), else onto the
+/// heap.
 class span {
  public:
-  /// Only string literals (and other constants of static storage duration) bind
-  /// here: `consteval` rejects a runtime pointer at compile time, because a
-  /// pointer to a stack buffer would dangle. Wrap such a pointer in
-  /// `std::string_view` to have it copied instead.
-  consteval span(const char* literal) noexcept  // NOLINT(google-explicit-constructor)
-      : data_(literal), size_(std::char_traits<char>::length(literal)) {}
+  static constexpr std::size_t inline_capacity = 48;
+
+  /// Only string literals (and other constant arrays) bind here: `consteval`
+  /// rejects a runtime buffer at compile time, because it would dangle.
+  template <std::size_t N>
+  consteval span(const char (&literal)[N]) noexcept  // NOLINT(google-explicit-constructor)
+      : text_{.pointer = literal},
+        size_(static_cast<std::uint32_t>(std::char_traits<char>::length(literal))) {}
+
+  /// A pointer may point at a buffer that dies before the node: say so, and
+  /// what to write instead (the constructor is never instantiated otherwise).
+  template <c_string_pointer P>
+  span(P) {  // NOLINT(google-explicit-constructor)
+    static_assert(detail::always_false<P>,
+                  "await_tree::span: a `const char*` name is rejected, since the node would "
+                  "keep the pointer and the buffer may die first. Write a string literal "
+                  "(\"read block\"), or wrap the pointer as std::string_view(name) to have the "
+                  "name copied (no allocation up to 48 bytes).");
+  }
 
   span(std::string_view name)  // NOLINT(google-explicit-constructor)
-      : data_(copy(name)), size_(name.size()), owned_(!name.empty()) {}
+      : size_(checked_size(name.size())) {
+    copy_from(name);
+  }
   span(const std::string& name)  // NOLINT(google-explicit-constructor)
       : span(std::string_view(name)) {}
 
-  span(const span& other)
-      : data_(other.owned_ ? copy(other.name()) : other.data_),
-        size_(other.size_),
-        owned_(other.owned_),
-        verbose_(other.verbose_),
-        long_running_(other.long_running_),
-        owns_wait_(other.owns_wait_),
-        wait_(other.owns_wait_ ? other.owned_wait()->clone() : other.wait_) {}
+  span(const span& other) : span(other, label_only_tag{}) {
+    owns_wait_ = other.owns_wait_;
+    wait_ = other.owns_wait_ ? other.owned_wait()->clone() : other.wait_;
+  }
   span(span&& other) noexcept
-      : data_(std::exchange(other.data_, "")),
-        size_(std::exchange(other.size_, 0)),
-        owned_(std::exchange(other.owned_, false)),
+      : size_(std::exchange(other.size_, 0)),
+        storage_(std::exchange(other.storage_, storage::borrowed)),
         verbose_(other.verbose_),
         long_running_(other.long_running_),
         owns_wait_(std::exchange(other.owns_wait_, false)),
-        wait_(std::exchange(other.wait_, nullptr)) {}
+        wait_(std::exchange(other.wait_, nullptr)) {
+    if (storage_ == storage::in_place) {
+      text_ = other.text_;
+    } else {
+      text_.pointer = other.text_.pointer;  // a literal's: the common case, one word
+    }
+    other.text_.pointer = "";
+  }
   span& operator=(span other) noexcept {
-    std::swap(data_, other.data_);
-    std::swap(size_, other.size_);
-    std::swap(owned_, other.owned_);
-    verbose_ = other.verbose_;
-    long_running_ = other.long_running_;
-    std::swap(wait_, other.wait_);
-    std::swap(owns_wait_, other.owns_wait_);
+    swap(other);
     return *this;
   }
   ~span() {
-    if (owned_) delete[] data_;
+    if (storage_ == storage::heap) free_heap_copy(text_.pointer);
     if (owns_wait_) delete wait_;
   }
 
@@ -102,7 +134,9 @@ class span {
   [[nodiscard]] span waits_for(const resource& r) &&;
   [[nodiscard]] span waits_for(const resource& r) const&;
 
-  [[nodiscard]] std::string_view name() const noexcept { return {data_, size_}; }
+  [[nodiscard]] std::string_view name() const noexcept {
+    return {storage_ == storage::in_place ? text_.chars : text_.pointer, size_};
+  }
   [[nodiscard]] bool is_verbose() const noexcept { return verbose_; }
   [[nodiscard]] bool is_long_running() const noexcept { return long_running_; }
 
@@ -111,16 +145,31 @@ class span {
   }
 
  private:
+  friend struct detail::static_text_access;
   friend std::optional<wait_edge> detail::describe_wait(const span& s);
   friend span detail::label_only(const span& s);
 
+  // Where the name is: a literal (or other static text) it points at, its own
+  // characters, or a heap buffer it owns. Not a std::string: a consteval
+  // constructor cannot yield an object pointing into itself, which is what a
+  // short std::string does.
+  enum class storage : std::uint8_t { borrowed, in_place, heap };
+  union text {
+    const char* pointer;
+    char chars[inline_capacity];
+  };
+
+  span() noexcept = default;
+
   struct label_only_tag {};
   span(const span& other, label_only_tag)
-      : data_(other.owned_ ? copy(other.name()) : other.data_),
-        size_(other.size_),
-        owned_(other.owned_),
-        verbose_(other.verbose_),
-        long_running_(other.long_running_) {}
+      : size_(other.size_), verbose_(other.verbose_), long_running_(other.long_running_) {
+    if (other.storage_ == storage::borrowed) {
+      text_.pointer = other.text_.pointer;
+    } else {
+      copy_from(other.name());
+    }
+  }
 
   void set_wait(const detail::wait_target* target, bool owned) noexcept {
     if (owns_wait_) delete wait_;
@@ -131,30 +180,57 @@ class span {
     return static_cast<const detail::owned_wait_target*>(wait_);
   }
 
-  /// An empty name needs no buffer: it points at a literal and is not owned.
-  static const char* copy(std::string_view name) {
-    if (name.empty()) return "";
-    char* buffer = new char[name.size()];
-    std::memcpy(buffer, name.data(), name.size());
-    return buffer;
+  static std::uint32_t checked_size(std::size_t size) {
+    if (size > std::numeric_limits<std::uint32_t>::max()) {
+      throw std::length_error("await_tree::span: a name of 4 GiB or more");
+    }
+    return static_cast<std::uint32_t>(size);
   }
 
-  // Either a literal or a buffer this span owns. Not a std::string: a
-  // consteval constructor cannot yield an object pointing into itself, which
-  // is what a short std::string does.
-  const char* data_;
-  std::size_t size_;
-  bool owned_ = false;
+  /// Copies `name` (of size_ bytes) into this span's own storage.
+  void copy_from(std::string_view name) {
+    if (name.size() <= inline_capacity) {
+      storage_ = storage::in_place;
+      std::copy(name.begin(), name.end(), text_.chars);
+      return;
+    }
+    char* buffer = new char[name.size()];
+    std::copy(name.begin(), name.end(), buffer);
+    text_.pointer = buffer;
+    storage_ = storage::heap;
+  }
+
+  // Out of line: inlined, GCC 12 with the sanitizers sees a literal's
+  // pointer reach the delete on a path that cannot happen, and warns.
+  [[gnu::noinline]] static void free_heap_copy(const char* buffer) noexcept { delete[] buffer; }
+
+  void swap(span& other) noexcept {
+    std::swap(text_, other.text_);
+    std::swap(size_, other.size_);
+    std::swap(storage_, other.storage_);
+    std::swap(verbose_, other.verbose_);
+    std::swap(long_running_, other.long_running_);
+    std::swap(owns_wait_, other.owns_wait_);
+    std::swap(wait_, other.wait_);
+  }
+
+  text text_{.pointer = ""};
+  std::uint32_t size_ = 0;
+  storage storage_ = storage::borrowed;
   bool verbose_ = false;
   bool long_running_ = false;
-  // What the await waits for: a resource (referenced) or a key (owned). The
-  // flag sits with the others: the span stays 32 bytes, cheaper to move.
+  // What the await waits for: a resource (referenced) or a key (owned).
   bool owns_wait_ = false;
   const detail::wait_target* wait_ = nullptr;
 };
 
-namespace detail {
-inline span label_only(const span& s) { return {s, span::label_only_tag{}}; }
-}  // namespace detail
+inline span detail::label_only(const span& s) { return {s, span::label_only_tag{}}; }
+
+inline span detail::static_text_access::make(std::string_view text) noexcept {
+  span s;
+  s.text_.pointer = text.data();
+  s.size_ = static_cast<std::uint32_t>(text.size());
+  return s;
+}
 
 }  // namespace await_tree

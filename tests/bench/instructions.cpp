@@ -9,6 +9,7 @@
 //
 // The variants are workloads.hpp's.
 
+#include "workload.hpp"
 #include "workloads.hpp"
 
 #include <cstdio>
@@ -140,12 +141,7 @@ void waits_for_resource(bool with_edge, std::size_t ops) {
   }
 }
 
-struct workload {
-  std::string_view name;
-  void (*run)(bool instrumented, std::size_t ops);
-};
-
-constexpr workload workloads[] = {
+constexpr bench::workload workloads[] = {
     {"child_in_task", &child_in_task},
     {"join_of_yields", &join_of_yields},
     {"outside_task_fresh", &outside_task_fresh},
@@ -156,28 +152,6 @@ constexpr workload workloads[] = {
     {"waits_for_resource", &waits_for_resource},
 };
 
-int usage() {
-  std::fputs("usage: instructions WORKLOAD plain|instrumented OPS | --list\n", stderr);
-  return 2;
-}
-
 }  // namespace
 
-int main(int argc, char** argv) {
-  if (argc == 2 && std::string_view(argv[1]) == "--list") {
-    for (const workload& w : workloads) std::printf("%.*s\n", int(w.name.size()), w.name.data());
-    return 0;
-  }
-  if (argc != 4) return usage();
-  const std::string_view variant = argv[2];
-  if (variant != "plain" && variant != "instrumented") return usage();
-  const long ops = std::strtol(argv[3], nullptr, 10);
-  if (ops <= 0) return usage();
-  for (const workload& w : workloads) {
-    if (w.name == argv[1]) {
-      w.run(variant == "instrumented", static_cast<std::size_t>(ops));
-      return 0;
-    }
-  }
-  return usage();
-}
+int main(int argc, char** argv) { return bench::run_workload(argc, argv, workloads); }

@@ -2,14 +2,16 @@
 # Counts the instructions one operation costs, plain and instrumented, with
 # valgrind's callgrind: deterministic for one binary, whatever else the machine
 # is doing, so the figures can be compared between runs and machines of one
-# compiler. Each workload of tests/bench/instructions.cpp runs for N and 2N
-# operations; Ir per operation is (Ir(2N) - Ir(N)) / N.
+# compiler. Each workload of tests/bench/instructions.cpp (and
+# instructions_names.cpp) runs for N and 2N operations; Ir per operation is
+# (Ir(2N) - Ir(N)) / N.
 #
 #   tests/bench/instructions.sh [--check] [N]     (N defaults to 2000)
 #
 # Builds build/instructions (GCC, Release). Prints a Markdown table of
 # instructions per operation and the budget of each row (the context-core
-# issue's). With --check, exits 1 when a row is over its budget.
+# issue's; for the ways of naming a node, a guard just above their cost when
+# they were added). With --check, exits 1 when a row is over its budget.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -24,12 +26,12 @@ n="${1:-2000}"
 cmake -S "$repo_root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ \
   -DAWAIT_TREE_BUILD_BENCHMARKS=ON -DAWAIT_TREE_BUILD_TESTS=OFF \
   -DAWAIT_TREE_BUILD_EXAMPLES=OFF -DAWAIT_TREE_ASIO=OFF >/dev/null
-cmake --build "$dir" --target instructions >/dev/null
-program="$dir/tests/bench/instructions"
+cmake --build "$dir" --target instructions instructions_names >/dev/null
 
-# Total instructions of one run, as callgrind counts them.
+# Total instructions of one run of `program`, as callgrind counts them.
 instructions_of() {
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$program" "$@" 2>&1 >/dev/null |
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$dir/tests/bench/$program" "$@" \
+    2>&1 >/dev/null |
     sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 
@@ -41,7 +43,9 @@ per_operation() {
   echo "$(((twice - once) / n))"
 }
 
-# workload | what it measures | budget of the extra instructions per operation
+# [program:]workload | what it measures | budget of the extra instructions per
+# operation. The program is `instructions` unless named; in
+# `instructions_names` "plain" is a literal name (or no whole-coroutine span).
 rows=(
   "child_in_task|instrumented await of a child that completes at once, in a task|180"
   "join_of_yields|join(fut1: yield; fut2: yield, yield), 3 instrumented, per join|700"
@@ -51,6 +55,9 @@ rows=(
   "register_and_drop|register and drop a root, integer key, literal span (registration issue)|300"
   "register_and_drop_text|the same with a string-literal key (registration issue)|300"
   "waits_for_resource|instrumented await in a task whose span waits_for a resource (plain: the same await without)|10"
+  "instructions_names:call_site_name|instrument(child) instead of instrument(child, \"child\"), in a task|60"
+  "instructions_names:formatted_name|instrument(child, \"child {}\", i) instead of a literal, in a task|550"
+  "instructions_names:coroutine_span_call|a child that opens a coroutine_span(), per call, in a task|500"
 )
 
 over=0
@@ -58,6 +65,11 @@ echo "| operation | plain Ir | instrumented Ir | extra Ir | budget |"
 echo "|---|---|---|---|---|"
 for row in "${rows[@]}"; do
   IFS='|' read -r workload what budget <<<"$row"
+  program=instructions
+  if [[ "$workload" == *:* ]]; then
+    program="${workload%%:*}"
+    workload="${workload#*:}"
+  fi
   plain="$(per_operation "$workload" plain)"
   instrumented="$(per_operation "$workload" instrumented)"
   extra=$((instrumented - plain))

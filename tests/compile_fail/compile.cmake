@@ -1,10 +1,12 @@
-# Compiles SOURCE with COMPILER (C++20, INCLUDE on the include path, syntax
-# only). With EXPECT set, the compilation must fail with a message matching
-# it; without, it must succeed.
+# Compiles SOURCE with COMPILER (C++20, syntax only, warnings as errors;
+# INCLUDE and EXAMPLES on the include path). With EXPECT set, the compilation
+# must fail with a message matching it; without, it must succeed.
 #
-#   cmake -DCOMPILER=... -DSOURCE=... -DINCLUDE=... [-DEXPECT=regex] -P compile.cmake
+#   cmake -DCOMPILER=... -DSOURCE=... -DINCLUDE=... -DEXAMPLES=... [-DEXPECT=regex]
+#         -P compile.cmake
 execute_process(
-  COMMAND "${COMPILER}" -std=c++20 -fsyntax-only "-I${INCLUDE}" "${SOURCE}"
+  COMMAND "${COMPILER}" -std=c++20 -fsyntax-only -Wall -Werror "-I${INCLUDE}" "-I${EXAMPLES}"
+          "${SOURCE}"
   RESULT_VARIABLE result
   OUTPUT_VARIABLE output
   ERROR_VARIABLE output)
