@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -47,11 +48,11 @@ struct story_clock {
 };
 
 /// Every tree of `reg`, under a heading that says when it was taken, and a
-/// blank line before whatever comes next.
+/// blank line before whatever comes next (nothing for an empty registry).
 inline void print_trees(const await_tree::registry& reg, std::string_view when) {
   std::printf("--- %.*s ---\n", static_cast<int>(when.size()), when.data());
-  await_tree::dump(reg, stdout);
-  std::putchar('\n');
+  const std::string trees = await_tree::dump_to_string(reg);
+  if (!trees.empty()) std::printf("%s\n", trees.c_str());
 }
 
 /// rt's task with the promise mixin, which keeps the trees exact at plain

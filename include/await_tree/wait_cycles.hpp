@@ -394,7 +394,7 @@ inline void append_cycle_text(std::string& out, const wait_cycle& c,
   }
 }
 
-/// The report's section of a text dump, a blank line after it; nothing when
+/// The report's section of a text dump, the dump's first block; nothing when
 /// there is nothing to report. A finding that would start at or past
 /// `max_bytes` is left out, with the rest, and a line counts them.
 inline void append_wait_report_text(std::string& out, const wait_report& r,
@@ -417,7 +417,6 @@ inline void append_wait_report_text(std::string& out, const wait_report& r,
     out += "):\n";
     append_wait_text(out, d.task, d.node, d.waits_for, r.threshold, limits);
   }
-  out += '\n';
 }
 
 /// `"task":...,"node_id":...,"name":...,"elapsed_ns":...,"waits_for":...`
