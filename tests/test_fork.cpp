@@ -59,6 +59,16 @@ int run_in_child(const std::function<int()>& body) {
 
 bool exited_with(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
 
+}  // namespace
+
+// libstdc++'s debug mode (_GLIBCXX_DEBUG) locks a process-wide mutex pool in
+// every checked iterator's constructor and destructor; a fork while another
+// thread holds one leaves it locked in the child, whose first iterator then
+// hangs. That is the checked library's limit, not ours: the test runs in
+// every other configuration.
+#ifndef _GLIBCXX_DEBUG
+namespace {
+
 /// Registers short tasks on the calling thread, each through a few
 /// instrumented steps, until told to stop.
 void register_and_run(await_tree::registry& reg, int first_key, const std::atomic<bool>& stop) {
@@ -75,12 +85,6 @@ void register_and_run(await_tree::registry& reg, int first_key, const std::atomi
 
 }  // namespace
 
-// libstdc++'s debug mode (_GLIBCXX_DEBUG) locks a process-wide mutex pool in
-// every checked iterator's constructor and destructor; a fork while another
-// thread holds one leaves it locked in the child, whose first iterator then
-// hangs. That is the checked library's limit, not ours: the test runs in
-// every other configuration.
-#ifndef _GLIBCXX_DEBUG
 TEST_CASE("a child forked while threads register, run and snapshot tasks dumps at once", "[fork]") {
   constexpr int forks = 20;
   await_tree::registry reg = manual_registry();
