@@ -60,6 +60,19 @@ class node_owner {
   /// `parent_known` (an integrated coroutine's own position), and not made
   /// otherwise: a position only vouched for may be left over.
   position attach(const position& parent, bool parent_known) {
+    if (parent.empty() && tree_ == nullptr) return {};  // outside any task
+    return attach_in_tree(parent, parent_known);
+  }
+
+  /// Removes the node, if any; its pending children become detached.
+  void reset() noexcept {
+    if (tree_ != nullptr) remove_node();
+  }
+
+ private:
+  // Both out of line: an await outside any task, which owns no node, only
+  // tests two pointers inline.
+  [[gnu::noinline]] position attach_in_tree(const position& parent, bool parent_known) {
     if (tree_ != nullptr && tree_ != parent.tree) reset();  // awaited again elsewhere
     if (parent.empty()) return {};
     tree_state& t = *parent.tree;
@@ -75,13 +88,6 @@ class node_owner {
     return t.at(node_);
   }
 
-  /// Removes the node, if any; its pending children become detached.
-  void reset() noexcept {
-    if (tree_ != nullptr) remove_node();
-  }
-
- private:
-  // Out of line: most awaits outside a task, or done, own no node.
   [[gnu::noinline]] void remove_node() noexcept {
     tree_state* t = std::exchange(tree_, nullptr);
     bool last = false;
@@ -140,9 +146,9 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 /// leaves the thread as it is: code started inside it belongs where the
 /// coroutine runs. An instrumented one attaches its node there (or under the
 /// node of the await it is nested in) and makes it a window for that code.
-[[gnu::noinline]] inline void begin_integrated(coroutine_context& c, node_owner* owner,
-                                               const void* self, suspension& s) {
-  thread_context& tc = this_thread_context();
+[[gnu::always_inline]] inline void begin_integrated(coroutine_context& c, node_owner* owner,
+                                                    const void* self, suspension& s) {
+  thread_context& tc = thread_context_in_place();
   if (!c.started) start(c, tc, self);
   s.give_back = c.resumer;
   s.at = c.home;
@@ -158,8 +164,8 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 
 /// Before the hand-off of a plain coroutine's instrumented await: a node only
 /// where the thread vouches for this coroutine, or runs a window of its task.
-[[gnu::noinline]] inline bool begin_plain(node_owner& owner, const void* self, suspension& s) {
-  thread_context& tc = this_thread_context();
+[[gnu::always_inline]] inline bool begin_plain(node_owner& owner, const void* self, suspension& s) {
+  thread_context& tc = thread_context_in_place();
   const context_state& h = tc.here;
   const bool vouched = (h.kind == context_kind::window && tc.handed_back_to == nullptr) ||
                        (h.kind == context_kind::for_frame && h.frame == self);
@@ -174,9 +180,9 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 
 /// After the hand-off; see the protocol above. `next` is the coroutine a
 /// symmetric transfer goes to.
-[[gnu::noinline]] inline void end_suspend(const suspension& s, handoff how,
-                                          const void* next) noexcept {
-  thread_context& tc = this_thread_context();
+[[gnu::always_inline]] inline void end_suspend(const suspension& s, handoff how,
+                                               const void* next) noexcept {
+  thread_context& tc = thread_context_in_place();
   if (s.at.empty() && s.give_back.at.empty() && tc.idle()) return;  // outside any task
   switch (how) {
     case handoff::resumes_here:
@@ -206,14 +212,14 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 /// The wrapped await_suspend threw: the coroutine goes on as if it had never
 /// suspended.
 [[gnu::noinline]] inline void abort_suspend(const suspension& s) noexcept {
-  if (s.changed) this_thread_context().set(s.before);
+  if (s.changed) thread_context_in_place().set(s.before);
 }
 
 /// First thing when an integrated coroutine resumes from an await that
 /// suspended: it runs again at its position, and remembers what to give
 /// back.
 [[gnu::noinline]] inline void resume_integrated(coroutine_context& c, const void* self) noexcept {
-  thread_context& tc = this_thread_context();
+  thread_context& tc = thread_context_in_place();
   if (c.home.empty() && tc.idle()) {  // outside any task, with nothing to give back
     c.resumer = {};
     return;
@@ -225,21 +231,21 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 /// A plain coroutine resumes from its instrumented await: the thread vouches
 /// for it at the await's parent until it is told otherwise.
 [[gnu::noinline]] inline void resume_plain(const position& parent, const void* self) noexcept {
-  this_thread_context().set({parent, self, context_kind::for_frame});
+  thread_context_in_place().set({parent, self, context_kind::for_frame});
 }
 
 /// An integrated coroutine reaches its final suspend point: whatever runs
 /// next on this thread, its activation is over.
-[[gnu::noinline]] inline context_state begin_final(coroutine_context& c,
-                                                   const void* self) noexcept {
-  thread_context& tc = this_thread_context();
+[[gnu::always_inline]] inline context_state begin_final(coroutine_context& c,
+                                                        const void* self) noexcept {
+  thread_context& tc = thread_context_in_place();
   if (!c.started) start(c, tc, self);
   return c.resumer;
 }
 
-[[gnu::noinline]] inline void end_final(const context_state& give_back, handoff how,
-                                        const void* next) noexcept {
-  thread_context& tc = this_thread_context();
+[[gnu::always_inline]] inline void end_final(const context_state& give_back, handoff how,
+                                             const void* next) noexcept {
+  thread_context& tc = thread_context_in_place();
   if (give_back.at.empty() && tc.idle()) return;  // outside any task
   // To the coroutine that awaited this one, of a type unknown here: handed
   // back (see thread_context).

@@ -282,12 +282,20 @@ inline void thread_context::publish(const position& p) noexcept {
   published.store(p);
 }
 
-/// This thread's context. Out of line, so that no coroutine body caches its
-/// address across a suspension (see above); initial-exec, so that a
-/// position-independent build reads it with one %fs-relative load.
-[[gnu::noinline]] inline thread_context& this_thread_context() noexcept {
+/// This thread's context, read in place (initial-exec, so that a
+/// position-independent build reads it with one %fs-relative load). Only for
+/// functions that are out of line themselves, such as the protocol of
+/// suspension.hpp: inlined into a coroutine body, its address could be kept
+/// across a suspension (see above).
+[[gnu::always_inline]] inline thread_context& thread_context_in_place() noexcept {
   [[gnu::tls_model("initial-exec")]] constinit static thread_local thread_context context;
   return context;
+}
+
+/// This thread's context, from anywhere: out of line, so that no coroutine
+/// body caches its address.
+[[gnu::noinline]] inline thread_context& this_thread_context() noexcept {
+  return thread_context_in_place();
 }
 
 }  // namespace await_tree::detail
