@@ -204,7 +204,7 @@ struct thread_context {
   /// next suspends: what was carried or handed back to it, else what ran
   /// before it (never its own state: that was handed to it by a transfer
   /// whose carried state is gone).
-  [[nodiscard]] context_state take_resumer(const void* self) noexcept {
+  [[nodiscard, gnu::always_inline]] context_state take_resumer(const void* self) noexcept {
     for (std::uint32_t i = carried_count; i-- > 0;) {
       if (carried[i].frame == self) {
         carried_count = i;  // those above belong to activations that have ended
