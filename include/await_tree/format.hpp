@@ -226,7 +226,7 @@ std::size_t append_bounded(std::string& out, const std::vector<Node>& nodes,
 }
 
 /// About the length of `t` as text, so that the text is allocated once: a
-/// line is its indent, its name and some 20 bytes of duration and marks.
+/// line is its indent, its name and about 24 bytes of duration and marks.
 inline std::size_t text_size_hint(const tree& t, const format_limits& limits) noexcept {
   constexpr std::size_t line_extra = 24;
   std::size_t size = 0;
