@@ -57,8 +57,9 @@ void spawn_tasks(benchmark::State& state) {
       });
 }
 
-/// Registrations per second from one thread, then from two at once, on one
-/// registry: the ratio shows whether registration serialises.
+/// Registrations per second from one thread, then from two and four at once,
+/// on one registry: the ratios show whether registration serialises (on a
+/// machine with fewer cores than threads, four can only share them).
 void registration_scaling(benchmark::State& state) {
   constexpr int per_thread = 100'000;
   await_tree::registry reg;
@@ -68,24 +69,28 @@ void registration_scaling(benchmark::State& state) {
       benchmark::DoNotOptimize(root);
     }
   };
-  const auto seconds = [](auto&& f) {
+  const auto per_second = [&](int threads) {
     const auto start = std::chrono::steady_clock::now();
-    f();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::vector<std::thread> others;
+    for (int t = 1; t < threads; ++t) others.emplace_back(register_many, t * per_thread);
+    register_many(0);
+    for (std::thread& other : others) other.join();
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    return threads * per_thread / elapsed.count();
   };
   std::vector<double> one;
   std::vector<double> two;
+  std::vector<double> four;
   for (auto _ : state) {
-    one.push_back(per_thread / seconds([&] { register_many(0); }));
-    two.push_back(2 * per_thread / seconds([&] {
-                    std::thread other([&] { register_many(per_thread); });
-                    register_many(2 * per_thread);
-                    other.join();
-                  }));
+    one.push_back(per_second(1));
+    two.push_back(per_second(2));
+    four.push_back(per_second(4));
   }
   state.counters["one_thread_per_s"] = bench::median(one);
   state.counters["two_threads_per_s"] = bench::median(two);
+  state.counters["four_threads_per_s"] = bench::median(four);
   state.counters["scaling"] = bench::median(two) / bench::median(one);
+  state.counters["scaling_4"] = bench::median(four) / bench::median(one);
 }
 
 /// Memory per registered idle task: the heap the registry takes (the tree,

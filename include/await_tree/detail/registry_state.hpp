@@ -104,15 +104,21 @@ class registry_state final : public fork_participant {
     std::vector<std::pair<any_key, tree_ref>> found;
     for (const shard& s : shards_) {
       const std::lock_guard lock(s.mutex);
+      // Trees are scattered over the heap: their counts are fetched at once,
+      // rather than one cache miss after another as each is shared.
+      for (const auto& entry : s.entries) __builtin_prefetch(entry.second, 1);
       for (const auto& [key, t] : s.entries) {
         if (wanted(key)) found.emplace_back(key, tree_ref::share(t));
       }
     }
     std::vector<std::pair<any_key, tree>> trees;
     trees.reserve(found.size());
-    for (auto& [key, t] : found) {
-      if (std::optional<tree> snapshot = snapshot_if_open(*t.get())) {
-        trees.emplace_back(std::move(key), std::move(*snapshot));
+    for (std::size_t i = 0; i < found.size(); ++i) {
+      if (i + prefetch_distance < found.size()) {
+        __builtin_prefetch(found[i + prefetch_distance].second.get(), 1);
+      }
+      if (std::optional<tree> snapshot = snapshot_if_open(*found[i].second.get())) {
+        trees.emplace_back(std::move(found[i].first), std::move(*snapshot));
       }
     }
     return trees;
@@ -221,6 +227,8 @@ class registry_state final : public fork_participant {
     return shards_[shard_index(key.hash())];
   }
 
+  /// How many trees ahead of the one being copied a snapshot loads the next.
+  static constexpr std::size_t prefetch_distance = 4;
   static constexpr int shard_bits = 4;
   static constexpr std::size_t shard_count = std::size_t{1} << shard_bits;
   std::array<shard, shard_count> shards_;

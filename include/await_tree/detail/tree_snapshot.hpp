@@ -25,12 +25,16 @@ inline std::optional<tree> snapshot_if_open(tree_state& t) {
 }
 
 // Walks depth-first with an explicit stack: a pathological tree thousands of
-// levels deep must not overflow the snapshotting thread's stack.
+// levels deep must not overflow the snapshotting thread's stack. The stack is
+// the thread's, kept between snapshots: a registry's snapshot copies
+// thousands of trees, and would otherwise allocate one stack per tree.
 inline tree tree_state::snapshot() const {
+  prefetch_labels();
   const std::chrono::nanoseconds now = clock_();
   std::vector<tree::node> nodes;
   nodes.reserve(instrumented_nodes_ + 1);
-  std::vector<pending_visit> stack;
+  thread_local std::vector<pending_visit> stack;
+  stack.clear();
   stack.push_back({root_node, 0});
   push_children(detached_container, 0, stack);
   std::rotate(stack.begin(), stack.begin() + 1, stack.end());  // the main tree first
@@ -53,6 +57,15 @@ inline tree tree_state::snapshot() const {
     push_children(v.id, v.depth + 1, stack);
   }
   return tree(std::move(nodes), current, threshold_, {this, incarnation_});
+}
+
+// The spans live in their awaitables, one coroutine frame each, scattered
+// over the heap: asking for all of them at once overlaps their cache misses,
+// which otherwise come one after another as the walk reaches each node.
+inline void tree_state::prefetch_labels() const noexcept {
+  for (const slot& s : slots_) {
+    if (s.label != nullptr) __builtin_prefetch(s.label);
+  }
 }
 
 }  // namespace await_tree::detail

@@ -144,6 +144,8 @@ class tree_state {
   }
 
   [[nodiscard]] tree snapshot() const;
+  /// Starts loading the nodes' spans, before a snapshot reads them.
+  void prefetch_labels() const noexcept;
 
   /// One node as walk() shows it; the members are named as tree::node's, so
   /// that the text format serves both.
