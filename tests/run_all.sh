@@ -227,6 +227,7 @@ configure_config() {  # name
     -DCMAKE_CXX_FLAGS="$flags" \
     -DAWAIT_TREE_BUILD_TESTS=ON \
     -DAWAIT_TREE_BUILD_EXAMPLES=ON \
+    -DAWAIT_TREE_BOOST_ASIO=ON \
     -DAWAIT_TREE_WERROR=ON
 }
 
@@ -308,9 +309,11 @@ run_install_check() {
     return 1
   fi
 
+  # Boost is off limits: the package must not look for it unless asked.
   cmake -S "$repo_root/tests/consumer" -B "$work" -G Ninja \
     -DCMAKE_CXX_COMPILER=g++ \
     -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_DISABLE_FIND_PACKAGE_Boost=ON --no-warn-unused-cli \
     -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF || return 1
   # Make sure it found the freshly installed copy and nothing else.
   if ! grep -qF "await_tree_DIR:PATH=$cmake_dir" "$work/CMakeCache.txt"; then
@@ -325,7 +328,25 @@ run_install_check() {
     err "consumer output does not contain \"consumer\""
     return 1
   fi
+  run_boost_consumer "$prefix" || return 1
   rm -rf "$prefix"
+}
+
+# The installed package's boost_asio component, used by a program built with
+# a user's warnings as errors (tests/consumer, CONSUMER_BOOST_ASIO).
+run_boost_consumer() {  # prefix
+  local work="$build_root/consumer-install-boost" out
+  rm -rf "$work"
+  cmake -S "$repo_root/tests/consumer" -B "$work" -G Ninja -DCMAKE_CXX_COMPILER=g++ \
+    -DCMAKE_PREFIX_PATH="$1" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCONSUMER_BOOST_ASIO=ON ||
+    return 1
+  cmake --build "$work" -j "$jobs" --target consumer_boost_asio || return 1
+  out="$("$work/consumer_boost_asio")" || { err "consumer_boost_asio failed"; return 1; }
+  printf '%s\n' "$out"
+  if ! grep -q '^  wait for the timer \[' <<<"$out"; then
+    err "consumer_boost_asio did not show its task waiting on the timer"
+    return 1
+  fi
 }
 
 run_subdir_check() {
