@@ -231,17 +231,6 @@ bool sessions_idle(const await_tree::registry& reg, int count) {
   return reading == count && waiting == count;
 }
 
-/// Polls `done` for up to `limit`; the example's loops are bounded in time.
-template <class Condition>
-bool within(std::chrono::seconds limit, Condition done) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -268,17 +257,17 @@ int main(int argc, char** argv) {
   std::thread io_thread([&io] { io.run(); });
 
   const int session_count = static_cast<int>(clients.size());
-  const bool idle = within(
+  const bool idle = example::within(
       10s, [&] { return progress.idle == session_count && sessions_idle(reg, session_count); });
   example::print_trees(reg, idle ? "while the sessions idle" : "the sessions never went idle");
 
   asio::co_spawn(io, silent_client(address, progress), asio::detached);
-  const bool dropped = within(10s, [&] { return progress.silent_one_dropped.load(); });
+  const bool dropped = example::within(10s, [&] { return progress.silent_one_dropped.load(); });
   std::puts(dropped ? "the silent client was dropped at the login timeout"
                     : "the silent client was not dropped");
 
   asio::post(io, [&hang_up] { hang_up.cancel(); });  // the clients hang up
-  const bool hung_up = within(10s, [&] { return reg.collect<std::string>().size() == 1; });
+  const bool hung_up = example::within(10s, [&] { return reg.collect<std::string>().size() == 1; });
   asio::post(io, [&acceptor] { acceptor.close(); });  // and the server stops listening
   io_thread.join();
   example::print_trees(reg, "after shutdown");
