@@ -19,7 +19,9 @@ namespace detail {
 /// function object that returns one (and lives until the coroutine
 /// completes: the captures of a lambda keep a session alive).
 template <class S>
-concept spawnable = awaitable<S> ||(std::is_invocable_v<S&>&& awaitable<std::invoke_result_t<S&>>);
+concept awaitable_factory = std::is_invocable_v<S&> && awaitable<std::invoke_result_t<S&>>;
+template <class S>
+concept spawnable = awaitable<S> || awaitable_factory<S>;
 
 template <class S>
 struct spawned_awaitable {

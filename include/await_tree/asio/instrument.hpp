@@ -99,8 +99,8 @@ class frame_guard {
 /// (Spelled as the template it is, so that it is more specialised than the
 /// core's `await_tree::instrument`, which argument-dependent lookup finds too.)
 template <template <class, class> class Awaitable, class T, class Executor>
-requires detail::awaitable<Awaitable<T, Executor>> Awaitable<T, Executor> instrument(
-    Awaitable<T, Executor> awaitable, span label) {
+Awaitable<T, Executor> instrument(Awaitable<T, Executor> awaitable,
+                                  span label) requires detail::awaitable<Awaitable<T, Executor>> {
   using context_switched = typename detail::flavour_of<Awaitable<T, Executor>>::context_switched;
   detail::frame_guard guard(std::move(label));
   // Asio hands any of its coroutines this flag of the awaitable thread for

@@ -13,6 +13,7 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/asio/require.hpp>
+
 #include <utility>
 
 namespace await_tree::asio::detail {
