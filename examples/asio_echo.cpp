@@ -102,17 +102,6 @@ bool all_reading(const await_tree::registry& reg) {
   return reading == client_count;
 }
 
-/// Polls `done` for up to `limit`; the example's loops are bounded in time.
-template <class Condition>
-bool within(std::chrono::seconds limit, Condition done) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -136,11 +125,11 @@ int main(int argc, char** argv) {
   std::vector<std::thread> threads;
   for (int i = 0; i < 2; ++i) threads.emplace_back([&io] { io.run(); });
 
-  const bool quiet = within(10s, [&] { return idle == client_count && all_reading(reg); });
+  const bool quiet = example::within(10s, [&] { return idle == client_count && all_reading(reg); });
   example::print_trees(reg, quiet ? "while the connections idle" : "connections never went idle");
 
   hang_up.close();  // the clients hang up
-  const bool hung_up = within(10s, [&] { return reg.collect<std::string>().size() == 1; });
+  const bool hung_up = example::within(10s, [&] { return reg.collect<std::string>().size() == 1; });
   asio::post(acceptor_strand, [&] { acceptor.close(); });  // and the server stops accepting
   for (auto& t : threads) t.join();
   example::print_trees(reg, "after shutdown");

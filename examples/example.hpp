@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 namespace example {
@@ -53,6 +54,18 @@ inline void print_trees(const await_tree::registry& reg, std::string_view when) 
   std::printf("--- %.*s ---\n", static_cast<int>(when.size()), when.data());
   const std::string trees = await_tree::dump_to_string(reg);
   if (!trees.empty()) std::printf("%s\n", trees.c_str());
+}
+
+/// Polls `done` (on another thread's progress) for up to `limit`: the
+/// examples wait for states, bounded in time.
+template <class Condition>
+bool within(std::chrono::seconds limit, Condition done) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 /// rt's task with the promise mixin, which keeps the trees exact at plain

@@ -17,7 +17,7 @@
 #   gcc-asan-ubsan     g++, AddressSanitizer (+LeakSanitizer) + UBSan
 #   gcc-tsan           g++, ThreadSanitizer
 #   gcc-glibcxx-debug  g++, Debug, -D_GLIBCXX_DEBUG (checked standard library):
-#                      the library's tests only, without the examples and Asio
+#                      the tests only, without the examples
 #   clang-plain        clang++-16, Debug
 #   clang-asan-ubsan   clang++-16, AddressSanitizer (+LeakSanitizer) + UBSan
 #   clang-tsan         clang++-16, ThreadSanitizer
@@ -67,7 +67,8 @@ readonly tsan_flags="-fsanitize=thread -fno-omit-frame-pointer"
 # The sanitizer builds use Debug (assertions on) plus -O1 so they run at a
 # bearable speed.
 # The checked standard library guards the library's own containers, which its
-# tests reach: the examples and the Asio programs would only build it again.
+# tests (the Asio ones included) reach: the examples would only build them
+# again.
 # GCC's instrumentation for ASan/UBSan defeats its -Wmaybe-uninitialized
 # analysis (the GCC manual warns that sanitizers can cause false positives):
 # with GCC 12 it fires inside libstdc++'s <regex>, pulled in by Catch2's
@@ -77,7 +78,7 @@ configs=(
   "gcc-plain|g++|RelWithDebInfo||none"
   "gcc-asan-ubsan|g++|Debug|-O1 $asan_flags -Wno-maybe-uninitialized|asan"
   "gcc-tsan|g++|Debug|-O1 $tsan_flags|tsan"
-  "gcc-glibcxx-debug|g++|Debug|-D_GLIBCXX_DEBUG|none|-DAWAIT_TREE_BUILD_EXAMPLES=OFF -DAWAIT_TREE_ASIO=OFF"
+  "gcc-glibcxx-debug|g++|Debug|-D_GLIBCXX_DEBUG|none|-DAWAIT_TREE_BUILD_EXAMPLES=OFF"
   "clang-plain|clang++-16|Debug||none"
   "clang-asan-ubsan|clang++-16|Debug|-O1 $asan_flags|asan"
   "clang-tsan|clang++-16|Debug|-O1 $tsan_flags|tsan"
@@ -239,6 +240,7 @@ configure_config() {  # name
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 $debug_info -DNDEBUG" \
     -DAWAIT_TREE_BUILD_TESTS=ON \
     -DAWAIT_TREE_BUILD_EXAMPLES=ON \
+    -DAWAIT_TREE_BOOST_ASIO=ON \
     -DAWAIT_TREE_WERROR=ON \
     "${extra_options[@]}"
 }
@@ -321,9 +323,11 @@ run_install_check() {
     return 1
   fi
 
+  # Boost is off limits: the package must not look for it unless asked.
   cmake -S "$repo_root/tests/consumer" -B "$work" -G Ninja \
     -DCMAKE_CXX_COMPILER=g++ \
     -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_DISABLE_FIND_PACKAGE_Boost=ON --no-warn-unused-cli \
     -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF || return 1
   # Make sure it found the freshly installed copy and nothing else.
   if ! grep -qF "await_tree_DIR:PATH=$cmake_dir" "$work/CMakeCache.txt"; then
@@ -338,7 +342,25 @@ run_install_check() {
     err "consumer output does not contain \"consumer\""
     return 1
   fi
+  run_boost_consumer "$prefix" || return 1
   rm -rf "$prefix"
+}
+
+# The installed package's boost_asio component, used by a program built with
+# a user's warnings as errors (tests/consumer, CONSUMER_BOOST_ASIO).
+run_boost_consumer() {  # prefix
+  local work="$build_root/consumer-install-boost" out
+  rm -rf "$work"
+  cmake -S "$repo_root/tests/consumer" -B "$work" -G Ninja -DCMAKE_CXX_COMPILER=g++ \
+    -DCMAKE_PREFIX_PATH="$1" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCONSUMER_BOOST_ASIO=ON ||
+    return 1
+  cmake --build "$work" -j "$jobs" --target consumer_boost_asio || return 1
+  out="$("$work/consumer_boost_asio")" || { err "consumer_boost_asio failed"; return 1; }
+  printf '%s\n' "$out"
+  if ! grep -q '^  wait for the timer \[' <<<"$out"; then
+    err "consumer_boost_asio did not show its task waiting on the timer"
+    return 1
+  fi
 }
 
 run_subdir_check() {

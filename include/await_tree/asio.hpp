@@ -10,7 +10,9 @@
 //                                         "read");
 //
 // Kept apart from <await_tree/await_tree.hpp>: the core never depends on Asio.
-// See README.md, "Asio", for what is exact and what it costs.
+// See README.md, "Asio", for what is exact and what it costs. The integration
+// is written once for both Asios (asio/detail/flavour.hpp); Boost.Asio's
+// umbrella is <await_tree/boost_asio.hpp>.
 
 #include <asio/detail/config.hpp>
 
@@ -21,6 +23,7 @@
 #endif
 
 #include <await_tree/asio/co_spawn.hpp>
+#include <await_tree/asio/detail/standalone_flavour.hpp>
 #include <await_tree/asio/instrument.hpp>
 #include <await_tree/asio/task_executor.hpp>
 #include <await_tree/await_tree.hpp>
@@ -28,3 +31,11 @@
 #include <asio/version.hpp>
 
 static_assert(ASIO_VERSION >= 102200, "await_tree/asio.hpp needs Asio 1.22 or later");
+
+namespace await_tree::asio {
+
+/// The executor a task of standalone Asio runs on (see basic_task_executor).
+template <class Inner>
+using task_executor = detail::basic_task_executor<detail::standalone_flavour, Inner>;
+
+}  // namespace await_tree::asio

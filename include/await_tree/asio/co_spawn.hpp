@@ -2,15 +2,12 @@
 #pragma once
 
 #include <await_tree/asio/detail/activation.hpp>
+#include <await_tree/asio/detail/flavour.hpp>
 #include <await_tree/asio/task_executor.hpp>
 #include <await_tree/registry.hpp>
 #include <await_tree/tree_root.hpp>
 
-#include <asio/any_io_executor.hpp>
-#include <asio/awaitable.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
-
+#include <concepts>
 #include <functional>
 #include <type_traits>
 #include <utility>
@@ -18,40 +15,40 @@
 namespace await_tree::asio {
 namespace detail {
 
-template <class E>
-concept executor = ::asio::execution::is_executor<E>::value || ::asio::is_executor<E>::value;
-
-template <class C>
-concept execution_context = std::is_convertible_v<C&, ::asio::execution_context&>;
-
-template <class A>
-inline constexpr bool is_awaitable_v = false;
-template <class T, class Executor>
-inline constexpr bool is_awaitable_v<::asio::awaitable<T, Executor>> = true;
-
 /// What a task runs, as `asio::co_spawn` takes it: an awaitable, or a
 /// function object that returns one (and lives until the coroutine
 /// completes: the captures of a lambda keep a session alive).
 template <class S>
-concept spawnable = is_awaitable_v<S> ||
-    (std::is_invocable_v<S&>&& is_awaitable_v<std::invoke_result_t<S&>>);
+concept awaitable_factory = std::is_invocable_v<S&> && awaitable<std::invoke_result_t<S&>>;
+template <class S>
+concept spawnable = awaitable<S> || awaitable_factory<S>;
 
 template <class S>
 struct spawned_awaitable {
   using type = S;
 };
 template <class S>
-requires(!is_awaitable_v<S>) struct spawned_awaitable<S> {
+requires(!awaitable<S>) struct spawned_awaitable<S> {
   using type = std::invoke_result_t<S&>;
 };
 /// The awaitable a spawn of `S` runs.
 template <class S>
 using spawned_awaitable_t = typename spawned_awaitable<S>::type;
 
+/// The Asio flavour (see flavour.hpp) of a spawn of `S`.
+template <class S>
+using spawned_flavour = flavour_of<spawned_awaitable_t<S>>;
+
+template <class E, class Net>
+concept executor = Net::template is_executor<E>;
+
+template <class C, class Net>
+concept execution_context = std::is_convertible_v<C&, typename Net::execution_context&>;
+
 /// Starts what `spawned` runs, which stays where it is (the root's frame).
 template <class S>
 spawned_awaitable_t<S> start(S& spawned) {
-  if constexpr (is_awaitable_v<S>) {
+  if constexpr (awaitable<S>) {
     return std::move(spawned);
   } else {
     return std::invoke(spawned);
@@ -75,56 +72,61 @@ spawned_awaitable_t<S> start(S& spawned) {
 template <class Spawned>
 spawned_awaitable_t<Spawned> run_as_root([[maybe_unused]] tree_root root, task_ref task,
                                          Spawned spawned) {
-  enter_main_thread(*task.get(), co_await ::asio::detail::awaitable_thread_has_context_switched{});
+  using context_switched = typename spawned_flavour<Spawned>::context_switched;
+  enter_main_thread(*task.get(), co_await context_switched{});
   co_return co_await start(spawned);
 }
 
 template <class Executor, spawnable Spawned, class CompletionToken>
 auto spawn_with(const Executor& ex, tree_root root, Spawned spawned, CompletionToken&& token) {
-  static_assert(std::is_convertible_v<task_executor<Executor>,
-                                      typename spawned_awaitable_t<Spawned>::executor_type>,
-                "await_tree::asio::co_spawn runs the task on a task_executor: the awaitable's "
-                "executor type must be type-erased (asio::any_io_executor, the default)");
+  using net = spawned_flavour<Spawned>;
+  using traced_executor = basic_task_executor<net, Executor>;
+  static_assert(
+      std::is_convertible_v<traced_executor, typename spawned_awaitable_t<Spawned>::executor_type>,
+      "await_tree::asio::co_spawn runs the task on a task_executor: the awaitable's "
+      "executor type must be type-erased (asio::any_io_executor, the default)");
   core::tree_state* t = core::tree_of(root);
   if (t == nullptr) {  // the root has already ended: nothing to trace
-    return ::asio::co_spawn(ex, std::move(spawned), std::forward<CompletionToken>(token));
+    return net::co_spawn(ex, std::move(spawned), std::forward<CompletionToken>(token));
   }
   task_ref task = task_ref::adopt(task_state::create(*t));
-  task_executor<Executor> traced(ex, task);
-  return ::asio::co_spawn(std::move(traced),
-                          run_as_root(std::move(root), std::move(task), std::move(spawned)),
-                          std::forward<CompletionToken>(token));
+  traced_executor traced(ex, task);
+  return net::co_spawn(std::move(traced),
+                       run_as_root(std::move(root), std::move(task), std::move(spawned)),
+                       std::forward<CompletionToken>(token));
 }
 
 /// Spawns on the executor under `ex`. A task spawned from inside another runs
 /// on the other's inner executor, not nested in its task; the executors of
 /// io_contexts are unwrapped from `any_io_executor`, so that a task's
 /// executor stays small enough for Asio to copy without allocating.
-template <class Executor, class... Args>
+template <class Net, class Executor, class... Args>
 auto spawn_on(const Executor& ex, Args&&... args) {
   return spawn_with(ex, std::forward<Args>(args)...);
 }
-template <class Inner, class... Args>
-auto spawn_on(const task_executor<Inner>& ex, Args&&... args) {
+template <class Net, class Inner, class... Args>
+auto spawn_on(const basic_task_executor<Net, Inner>& ex, Args&&... args) {
   return spawn_with(ex.inner(), std::forward<Args>(args)...);
 }
-template <class... Args>
-auto spawn_on(const ::asio::any_io_executor& ex, Args&&... args) {
-  using io_executor = ::asio::io_context::executor_type;
-  if (const auto* traced = ex.target<task_executor<io_executor>>(); traced != nullptr) {
+template <class Net, class Executor, class... Args>
+requires std::same_as<Executor, typename Net::any_io_executor>
+auto spawn_on(const Executor& ex, Args&&... args) {
+  using io_executor = typename Net::io_executor;
+  if (const auto* traced = ex.template target<basic_task_executor<Net, io_executor>>();
+      traced != nullptr) {
     return spawn_with(traced->inner(), std::forward<Args>(args)...);
   }
-  if (const auto* io = ex.target<io_executor>(); io != nullptr) {
+  if (const auto* io = ex.template target<io_executor>(); io != nullptr) {
     return spawn_with(*io, std::forward<Args>(args)...);
   }
   return spawn_with(ex, std::forward<Args>(args)...);
 }
 
-template <executor Executor>
+template <class Net, executor<Net> Executor>
 const Executor& executor_of(const Executor& ex) noexcept {
   return ex;
 }
-template <execution_context Context>
+template <class Net, execution_context<Net> Context>
 auto executor_of(Context& ctx) noexcept {
   return ctx.get_executor();
 }
@@ -137,6 +139,8 @@ auto executor_of(Context& ctx) noexcept {
 /// `asio::awaitable`, or a function object returning one, which lives until
 /// the coroutine completes; the completion token behaves as with
 /// `asio::co_spawn`. A root that has already ended spawns the task untraced.
+/// The awaitable's type says which Asio runs the task, standalone or Boost
+/// (`await_tree::boost_asio::co_spawn` is this function).
 ///
 ///     await_tree::asio::co_spawn(io, reg.register_anonymous("accept loop"),
 ///                                accept_loop(), asio::detached);
@@ -145,8 +149,9 @@ auto executor_of(Context& ctx) noexcept {
 ///                                asio::detached);
 template <class ExecutorOrContext, detail::spawnable Spawned, class CompletionToken>
 auto co_spawn(ExecutorOrContext&& ex, tree_root root, Spawned spawned, CompletionToken&& token) {
-  return detail::spawn_on(detail::executor_of(ex), std::move(root), std::move(spawned),
-                          std::forward<CompletionToken>(token));
+  using net = detail::spawned_flavour<Spawned>;
+  return detail::spawn_on<net>(detail::executor_of<net>(ex), std::move(root), std::move(spawned),
+                               std::forward<CompletionToken>(token));
 }
 
 /// Spawns a task registered in `reg` under `key` (replacing any task

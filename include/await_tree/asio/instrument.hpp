@@ -2,9 +2,8 @@
 #pragma once
 
 #include <await_tree/asio/detail/activation.hpp>
+#include <await_tree/asio/detail/flavour.hpp>
 #include <await_tree/span.hpp>
-
-#include <asio/awaitable.hpp>
 
 #include <optional>
 #include <utility>
@@ -93,13 +92,20 @@ class frame_guard {
 /// Shows the await as a node of the calling task's tree while it runs. Asio
 /// coroutines can only await `asio::awaitable`s, so the wrapper is one: a
 /// coroutine that awaits `awaitable` under the node. Inside a task spawned by
-/// `await_tree::asio::co_spawn`, anywhere; elsewhere it only forwards.
-template <class T, class Executor>
-::asio::awaitable<T, Executor> instrument(::asio::awaitable<T, Executor> awaitable, span label) {
+/// `await_tree::asio::co_spawn`, anywhere; elsewhere it only forwards. Takes
+/// the awaitables of standalone Asio and of Boost.Asio alike
+/// (`await_tree::boost_asio::instrument` is this function).
+///
+/// (Spelled as the template it is, so that it is more specialised than the
+/// core's `await_tree::instrument`, which argument-dependent lookup finds too.)
+template <template <class, class> class Awaitable, class T, class Executor>
+Awaitable<T, Executor> instrument(Awaitable<T, Executor> awaitable,
+                                  span label) requires detail::awaitable<Awaitable<T, Executor>> {
+  using context_switched = typename detail::flavour_of<Awaitable<T, Executor>>::context_switched;
   detail::frame_guard guard(std::move(label));
   // Asio hands any of its coroutines this flag of the awaitable thread for
   // free (its own co_spawn uses it); its address is the thread's identity.
-  guard.open(co_await ::asio::detail::awaitable_thread_has_context_switched{});
+  guard.open(co_await context_switched{});
   co_return co_await std::move(awaitable);
 }
 
