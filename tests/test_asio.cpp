@@ -15,6 +15,8 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/experimental/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 
 namespace net = boost::asio;
 namespace tracing = await_tree::boost_asio;
@@ -26,6 +28,8 @@ using system_error = boost::system::system_error;
 #include <asio.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/experimental/concurrent_channel.hpp>
+#include <asio/experimental/deferred.hpp>
+#include <asio/experimental/parallel_group.hpp>
 
 namespace net = ::asio;
 namespace tracing = await_tree::asio;
@@ -626,7 +630,7 @@ std::size_t current_markers() {
 }
 
 struct marker_counts {
-  std::vector<std::size_t> at_start;   // inline, inside the join's await
+  std::vector<std::size_t> at_start;   // as a branch starts
   std::vector<std::size_t> after_hop;  // in a handler of its own
 };
 
@@ -642,20 +646,29 @@ net::awaitable<void> joins_that_count(marker_counts& seen) {
       instrument(counts_markers(seen), "a") && instrument(counts_markers(seen), "b"), "both");
   co_await instrument(
       instrument(counts_markers(seen), "c") || instrument(counts_markers(seen), "d"), "either");
+  // A parallel group's branches start in handlers of their own.
+  const auto ex = co_await net::this_coro::executor;
+  const auto branch = [&](await_tree::span name) {
+    return net::co_spawn(ex, instrument(counts_markers(seen), std::move(name)),
+                         net::experimental::deferred);
+  };
+  co_await instrument(net::experimental::make_parallel_group(branch("e"), branch("f"))
+                          .async_wait(net::experimental::wait_for_all(), use_awaitable),
+                      "group");
 }
 
-TEST_CASE("one thread running a task shows at most one current marker", "[asio]") {
+TEST_CASE("one thread running a task shows exactly one current marker", "[asio]") {
   net::io_context io;
   await_tree::registry reg = manual_registry();
   marker_counts seen;
   tracing::co_spawn(io, reg, 1, "task", joins_that_count(seen), net::detached);
   io.run();
-  REQUIRE(seen.at_start.size() == 4);
+  REQUIRE(seen.at_start.size() == 6);
   for (const std::size_t markers : seen.at_start) CHECK(markers == 1);
-  // After a plain await the handler's position is known from the next
-  // instrumented await on (README, Asio limits): no marker until then.
+  // After a plain await the handler's node is known from the next
+  // instrumented await on; until then the task's main position is marked.
   REQUIRE(seen.after_hop.size() >= 3);
-  for (const std::size_t markers : seen.after_hop) CHECK(markers <= 1);
+  for (const std::size_t markers : seen.after_hop) CHECK(markers == 1);
 }
 
 net::awaitable<int> answer() {

@@ -73,7 +73,8 @@ class frame_guard {
       activation* a = innermost_activation();
       if (a != nullptr && a->task == &task &&
           (a->thread == nullptr || a->thread == record_.thread)) {
-        move_to(*a, record_.thread, task.position_of(record_.thread).value_or(core::node_ref{}));
+        move_to(*a, record_.thread,
+                task.position_of(record_.thread).value_or(task.main_position()));
       }
     }
     if (last) t.release();

@@ -22,15 +22,25 @@ inline activation*& innermost_activation() noexcept {
   return innermost;
 }
 
+/// Where code of `task` whose awaitable thread is not known yet (a handler
+/// that has not reached an instrumented await) is shown to run: at the task's
+/// main position, which is where that code's next node would attach and an
+/// ancestor of any branch the handler may resume.
+inline core::position unknown_thread_position(task_state& task) noexcept {
+  core::tree_state& t = task.tree();
+  const auto lock = t.lock();
+  return t.at(task.main_position());
+}
+
 /// Runs a handler of `task` as an activation. It is also a window of the task
 /// in the core's thread context (see detail/thread_context.hpp), so that
-/// `current_tree()` names the task and the markers show where it runs.
+/// `current_tree()` names the task and the marker shows where it runs.
 class activation_scope {
  public:
   explicit activation_scope(task_state& task) noexcept
       : record_{&task, nullptr, innermost_activation()}, saved_(core::this_thread_context().here) {
     core::this_thread_context().set(
-        {task.tree().at(core::node_ref{}), &record_, core::context_kind::window});
+        {unknown_thread_position(task), &record_, core::context_kind::window});
     innermost_activation() = &record_;
   }
   activation_scope(const activation_scope&) = delete;
