@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <array>
 #include <atomic>
@@ -54,6 +55,11 @@ class running_tasks {
       release_.set();
       ex_.run();
     });
+    // Every task waits at its first await before anyone looks, however slowly
+    // the runner thread got there.
+    while (!all_waiting(static_cast<std::size_t>(count) + 1)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
   }
   running_tasks(const running_tasks&) = delete;
   running_tasks& operator=(const running_tasks&) = delete;
@@ -65,6 +71,15 @@ class running_tasks {
   [[nodiscard]] const await_tree::registry& registry() const noexcept { return reg_; }
 
  private:
+  /// Whether `tasks` tasks are registered and each shows a node under its
+  /// root (a ticking one may be between two ticks: then it is asked again).
+  [[nodiscard]] bool all_waiting(std::size_t tasks) const {
+    const auto trees = reg_.collect<std::string>();
+    return trees.size() == tasks && std::all_of(trees.begin(), trees.end(), [](const auto& entry) {
+             return entry.second.nodes().size() > 1;
+           });
+  }
+
   rt::task<> run(int id) {
     if (id % 10 == 0) {
       while (!stopping_)
