@@ -19,6 +19,11 @@
 // already resumed, or destroyed, on another thread: end_suspend() therefore
 // takes only values copied out of the frame beforehand (a `suspension`), and
 // touches only this thread's state.
+//
+// The begin_*, end_* steps are inlined into the await_suspend functions that
+// run them, which are out of line themselves (tracing_awaiter.hpp,
+// promise.hpp), so they read the thread-local in place; the resume_* steps
+// run from coroutine bodies and stay out of line (see thread_context.hpp).
 
 #include <await_tree/detail/thread_context.hpp>
 #include <await_tree/detail/tree_state.hpp>
