@@ -38,7 +38,7 @@
 #   AWAIT_TREE_BUILD_ROOT    where the build dirs go (default: <repo>/build)
 #   AWAIT_TREE_JOBS          parallel build/test jobs (default: 2)
 #   AWAIT_TREE_TEST_TIMEOUT  per-test ctest timeout in seconds (default: 300)
-#   AWAIT_TREE_FUZZ_SECONDS  how long each fuzzer runs (default: 60)
+#   AWAIT_TREE_FUZZ_SECONDS  how long each fuzzer runs (default: 30)
 #   AWAIT_TREE_STRESS_SECONDS  how long the stress test runs (default: 1.5)
 #   AWAIT_TREE_REQUIRE_LSAN  set to 1 to fail (rather than warn) when
 #                            LeakSanitizer cannot run in this environment
@@ -51,7 +51,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_root="${AWAIT_TREE_BUILD_ROOT:-$repo_root/build}"
 jobs="${AWAIT_TREE_JOBS:-2}"
 test_timeout="${AWAIT_TREE_TEST_TIMEOUT:-300}"
-fuzz_seconds="${AWAIT_TREE_FUZZ_SECONDS:-60}"
+fuzz_seconds="${AWAIT_TREE_FUZZ_SECONDS:-30}"
 require_lsan="${AWAIT_TREE_REQUIRE_LSAN:-0}"
 tsan_setarch="${AWAIT_TREE_TSAN_SETARCH:-auto}"
 
