@@ -285,6 +285,19 @@ TEST_CASE("format_span formats once, inside the span when the name is short", "[
   CHECK(s.finishes());
 }
 
+TEST_CASE("a span kept in a variable names every await it is given", "[names]") {
+  single_task s;
+  rt::event e;
+  const await_tree::span label = await_tree::span(std::string("wait")).long_running();
+  auto body = [&]() -> rt::task<> { co_await instrument(instrument(e.wait(), label), label); };
+  s.spawn(body());
+  s.ex.run_until(0ms);
+  CHECK(s.text() == "root [0ns]\n  wait [0ns]\n    wait [0ns]\n");
+  CHECK(label.name() == "wait");
+  e.set();
+  CHECK(s.finishes());
+}
+
 TEST_CASE("spans with inline names copy, move and assign their text", "[names]") {
   await_tree::span a = await_tree::format_span("a {}", 1);
   const await_tree::span copy = a;

@@ -36,7 +36,14 @@ TEST_CASE("a runtime string is copied, so its buffer may die", "[span]") {
   CHECK(span(std::string()).name().empty());
 }
 
-TEST_CASE("flags are set by value-returning modifiers", "[span]") {
+TEST_CASE("modifiers copy a span variable and pass a temporary on", "[span]") {
+  span temporary = "t";
+  span&& same = std::move(temporary).long_running();
+  CHECK(&same == &temporary);
+  CHECK(temporary.is_long_running());
+}
+
+TEST_CASE("flags are set by the modifiers", "[span]") {
   const span base = "s";
   const span v = base.verbose();
   const span l = base.long_running();

@@ -49,8 +49,11 @@ concept keepable_awaitable =
 /// `co_await await_tree::instrument(read_block(id), "read block")`
 ///
 /// Outside any task the wrapper only forwards to the wrapped awaitable.
+///
+/// The label is taken as an rvalue, so that a span made in the call (a
+/// literal, `span("x").waits_for(r)`) is moved into the node once.
 template <class A>
-instrumented<A> instrument(A&& awaitable, span label) {
+instrumented<A> instrument(A&& awaitable, span&& label) {
   static_assert(keepable_awaitable<A>,
                 "await_tree::instrument: this awaitable cannot be moved, and a temporary is "
                 "kept by moving it into the wrapper. Wrap it as an lvalue instead: "
@@ -61,6 +64,12 @@ instrumented<A> instrument(A&& awaitable, span label) {
   } else {
     std::terminate();  // the build has failed above; no move to complain about here
   }
+}
+
+/// A span kept in a variable is copied: the node has its own.
+template <class A>
+instrumented<A> instrument(A&& awaitable, const span& label) {
+  return instrument(std::forward<A>(awaitable), span(label));
 }
 
 /// `co_await await_tree::instrument(read_block(id))`: a node named after the

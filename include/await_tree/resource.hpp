@@ -68,7 +68,7 @@ class resource final : private detail::wait_target {
   detail::position holder_;
 };
 
-inline span span::waits_for(const resource& r) && {
+inline span&& span::waits_for(const resource& r) && {
   set_wait(&r, false);
   return std::move(*this);
 }

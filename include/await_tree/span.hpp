@@ -106,15 +106,20 @@ class span {
     if (owns_wait_) delete wait_;
   }
 
+  // The modifiers of a temporary return it as an rvalue, not a new span, so
+  // that `instrument(x, span("read").waits_for(r))` builds one span, not two:
+  // use the result within the expression, or move it into a `span` variable
+  // (a reference to it would outlive the temporary).
+
   /// A span recorded only when the registry's `config::verbose` is set.
-  [[nodiscard]] span verbose() && noexcept {
+  [[nodiscard]] span&& verbose() && noexcept {
     verbose_ = true;
     return std::move(*this);
   }
   [[nodiscard]] span verbose() const& { return span(*this).verbose(); }
 
   /// A span expected to be pending for a long time: never flagged as stuck.
-  [[nodiscard]] span long_running() && noexcept {
+  [[nodiscard]] span&& long_running() && noexcept {
     long_running_ = true;
     return std::move(*this);
   }
@@ -125,13 +130,13 @@ class span {
   /// registered with; it is copied. Defined in wait_edge.hpp (included by
   /// registry.hpp and the umbrella header).
   template <class Key>
-  [[nodiscard]] span waits_for(Key key) &&;
+  [[nodiscard]] span&& waits_for(Key key) &&;
   template <class Key>
   [[nodiscard]] span waits_for(Key key) const&;
 
   /// This await waits for whoever holds `r`. Only a reference is kept: `r`
   /// must outlive the await. Defined in resource.hpp.
-  [[nodiscard]] span waits_for(const resource& r) &&;
+  [[nodiscard]] span&& waits_for(const resource& r) &&;
   [[nodiscard]] span waits_for(const resource& r) const&;
 
   [[nodiscard]] std::string_view name() const noexcept {

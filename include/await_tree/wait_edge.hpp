@@ -44,7 +44,7 @@ class key_target final : public owned_wait_target {
 
 }  // namespace detail
 template <class Key>
-span span::waits_for(Key key) && {
+span&& span::waits_for(Key key) && {
   static_assert(registry_key<Key>,
                 "await_tree: waits_for takes a registry key (hashable, equality-comparable, "
                 "formattable by fmt)");
