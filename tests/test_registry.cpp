@@ -194,6 +194,40 @@ TEST_CASE("roots may outlive their registry, and a registry its roots", "[regist
   CHECK(other.snapshot()->to_string() == "outlives the registry [0ns]\n");
 }
 
+TEST_CASE("the trees of one snapshot share their nodes and may outlive it all",
+          "[registry][lifetime]") {
+  const auto tree_of = [](const auto& trees, int key) {
+    const auto it = std::find_if(trees.begin(), trees.end(),
+                                 [&](const auto& entry) { return entry.first == key; });
+    REQUIRE(it != trees.end());
+    return it->second;
+  };
+  std::optional<await_tree::tree> kept;
+  {
+    registry reg = manual_registry();
+    std::vector<tree_root> roots;
+    for (int i = 0; i < 3; ++i) roots.push_back(reg.register_task(i, fmt::format("task {}", i)));
+    auto all = reg.collect<int>();
+    REQUIRE(all.size() == 3);
+    CHECK(all[0].second.nodes().data() + 1 == all[1].second.nodes().data());  // one storage
+    kept = tree_of(all, 1);  // a copy shares the nodes
+    all.clear();
+    // Later snapshots reuse the memory of dropped ones, never the nodes of
+    // a tree still held.
+    roots.erase(roots.begin());
+    roots.push_back(reg.register_task(7, std::string(100, 'x')));
+    for (int round = 0; round < 3; ++round) {
+      const auto again = reg.collect<int>();
+      REQUIRE(again.size() == 3);
+      CHECK(tree_of(again, 1).to_string() == "task 1 [0ns]\n");
+      CHECK(tree_of(again, 7).to_string() == std::string(100, 'x') + " [0ns]\n");
+      CHECK(kept->to_string() == "task 1 [0ns]\n");
+    }
+  }
+  CHECK(kept->to_string() == "task 1 [0ns]\n");  // after its registry and tasks
+  CHECK(kept->active_node_count() == 1);
+}
+
 TEST_CASE("durations come from the configured clock at the snapshot instant", "[registry]") {
   registry reg = manual_registry();
   const auto root = reg.register_task(1, "timed");

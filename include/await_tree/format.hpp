@@ -216,9 +216,9 @@ void append_omitted_nodes_line(Out& out, std::size_t total, std::size_t shown,
 /// Calls `line(node)` for the nodes of a tree in display order, up to
 /// `max_nodes`, and while `out` holds fewer than `max_bytes` bytes; returns
 /// how many it wrote. The first node is always written.
-template <class Node, class Line>
-std::size_t append_bounded(std::string& out, const std::vector<Node>& nodes,
-                           const format_limits& limits, std::size_t max_bytes, Line line) {
+template <class Nodes, class Line>
+std::size_t append_bounded(std::string& out, const Nodes& nodes, const format_limits& limits,
+                           std::size_t max_bytes, Line line) {
   const std::size_t last = std::min(nodes.size(), limits.max_nodes);
   std::size_t shown = 0;
   for (; shown < last && (shown == 0 || out.size() < max_bytes); ++shown) line(nodes[shown]);
@@ -290,9 +290,10 @@ It append_json_subtree(std::string& out, It first, It last, std::size_t max_byte
 /// `"tree":...,"detached":[...]` for nodes in display order (the main tree,
 /// then each detached subtree): the shape shared by a tree and a group of
 /// trees in JSON. Bounded as append_bounded; returns how many nodes it wrote.
-template <class Node, class Head>
-std::size_t append_json_forest(std::string& out, const std::vector<Node>& nodes,
-                               const format_limits& limits, std::size_t max_bytes, Head head) {
+template <class Nodes, class Head>
+std::size_t append_json_forest(std::string& out, const Nodes& nodes, const format_limits& limits,
+                               std::size_t max_bytes, Head head) {
+  using Node = typename Nodes::value_type;
   const auto is_detached_root = [](const Node& n) { return n.is_detached_root; };
   const auto end =
       nodes.begin() + static_cast<std::ptrdiff_t>(std::min(nodes.size(), limits.max_nodes));
@@ -320,16 +321,15 @@ std::size_t append_json_forest(std::string& out, const std::vector<Node>& nodes,
 /// `parent` null for the root and each detached root. `id_of(node, index)`
 /// gives a node's id; `fields(out, node)` writes `"span":...,"elapsed_ns":...`.
 /// Bounded as append_bounded; returns how many nodes it wrote.
-template <class Node, class IdOf, class Fields>
-std::size_t append_flat_nodes(std::string& out, const std::vector<Node>& nodes,
-                              const format_limits& limits, std::size_t max_bytes, IdOf id_of,
-                              Fields fields) {
+template <class Nodes, class IdOf, class Fields>
+std::size_t append_flat_nodes(std::string& out, const Nodes& nodes, const format_limits& limits,
+                              std::size_t max_bytes, IdOf id_of, Fields fields) {
   auto it = std::back_inserter(out);
   std::vector<std::uint32_t> ancestors;  // ids, by depth, above the node being written
   std::vector<std::uint32_t> detached_roots;
   out += R"("nodes":[)";
   std::size_t index = 0;
-  const std::size_t shown = append_bounded(out, nodes, limits, max_bytes, [&](const Node& n) {
+  const std::size_t shown = append_bounded(out, nodes, limits, max_bytes, [&](const auto& n) {
     const std::uint32_t id = id_of(n, index);
     ancestors.resize(n.depth);
     if (index++ > 0) out += ',';

@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,23 +47,29 @@ class tree {
     std::optional<wait_edge> waits_for{};
   };
 
+  /// The nodes of one or more trees, one after another: the trees of one
+  /// registry snapshot share one (see the private constructor).
+  using node_storage = std::vector<node>;
+
   tree() = default;
   tree(std::vector<node> nodes, std::uint32_t current_id,
        std::chrono::nanoseconds long_running_threshold, detail::tree_origin origin = {})
-      : nodes_(std::move(nodes)),
-        current_id_(current_id),
-        threshold_(long_running_threshold),
-        origin_(origin) {}
+      : tree(std::make_shared<node_storage>(std::move(nodes)), 0, current_id,
+             long_running_threshold, origin) {}
 
-  [[nodiscard]] const std::vector<node>& nodes() const noexcept { return nodes_; }
+  [[nodiscard]] std::span<const node> nodes() const noexcept {
+    if (storage_ == nullptr) return {};
+    return {storage_->data() + first_, count_};
+  }
 
   /// Live nodes: the root, its descendants and every detached node.
-  [[nodiscard]] std::size_t active_node_count() const noexcept { return nodes_.size(); }
+  [[nodiscard]] std::size_t active_node_count() const noexcept { return count_; }
 
   /// How many detached subtrees there are (counting their roots only).
   [[nodiscard]] std::size_t detached_node_count() const noexcept {
-    return static_cast<std::size_t>(std::count_if(
-        nodes_.begin(), nodes_.end(), [](const node& n) { return n.is_detached_root; }));
+    const std::span<const node> all = nodes();
+    return static_cast<std::size_t>(
+        std::count_if(all.begin(), all.end(), [](const node& n) { return n.is_detached_root; }));
   }
 
   /// The node where execution currently is; the root's id when nothing runs.
@@ -84,7 +92,28 @@ class tree {
   [[nodiscard]] std::string to_flat_json(const format_limits& limits = {}) const;
 
  private:
-  std::vector<node> nodes_;
+  friend class detail::tree_state;
+
+  /// The nodes of `storage` from `first` to its end when the tree is made
+  /// (more may be added after them for other trees).
+  ///
+  /// A registry's snapshot of many trees puts all their nodes in one
+  /// storage: one allocation instead of one per tree, which glibc then keeps
+  /// for the next snapshot instead of handing its pages back to the system
+  /// and faulting them in again (half of a 10,000-task snapshot's time). The
+  /// storage lives as long as any tree of that snapshot.
+  tree(std::shared_ptr<const node_storage> storage, std::size_t first, std::uint32_t current_id,
+       std::chrono::nanoseconds long_running_threshold, detail::tree_origin origin)
+      : storage_(std::move(storage)),
+        first_(first),
+        count_(storage_->size() - first),
+        current_id_(current_id),
+        threshold_(long_running_threshold),
+        origin_(origin) {}
+
+  std::shared_ptr<const node_storage> storage_;
+  std::size_t first_ = 0;
+  std::size_t count_ = 0;
   std::uint32_t current_id_ = 0;
   std::chrono::nanoseconds threshold_{};
   detail::tree_origin origin_{};

@@ -5,11 +5,14 @@
 #include <await_tree/config.hpp>
 #include <await_tree/detail/fork_guard.hpp>
 #include <await_tree/detail/node_pool.hpp>
+#include <await_tree/detail/snapshot_storage.hpp>
 #include <await_tree/detail/spin_mutex.hpp>
 #include <await_tree/detail/tree_snapshot.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <new>
@@ -101,7 +104,14 @@ class registry_state final : public fork_participant {
   /// for a snapshot, and tasks wait only for their own tree's copy.
   template <class Predicate>
   [[nodiscard]] std::vector<std::pair<any_key, tree>> snapshot_all(Predicate wanted) const {
-    std::vector<std::pair<any_key, tree_ref>> found;
+    // The thread's, kept between snapshots as the tree walk's stack is (one
+    // allocation per snapshot less); emptied on the way out, so that it keeps
+    // no tree alive.
+    thread_local std::vector<std::pair<any_key, tree_ref>> found;
+    const struct empty_on_exit {
+      std::vector<std::pair<any_key, tree_ref>>& v;
+      ~empty_on_exit() { v.clear(); }
+    } empty_found{found};
     for (const shard& s : shards_) {
       const std::lock_guard lock(s.mutex);
       // Trees are scattered over the heap: their counts are fetched at once,
@@ -113,14 +123,19 @@ class registry_state final : public fork_participant {
     }
     std::vector<std::pair<any_key, tree>> trees;
     trees.reserve(found.size());
+    // All the trees' nodes in one storage (see snapshot_storage), sized
+    // after the last snapshot's so that it rarely grows.
+    const std::size_t last = last_snapshot_nodes_.load(std::memory_order_relaxed);
+    const auto storage = snapshot_storage_.take(std::max(found.size(), last + last / 8));
     for (std::size_t i = 0; i < found.size(); ++i) {
       if (i + prefetch_distance < found.size()) {
         __builtin_prefetch(found[i + prefetch_distance].second.get(), 1);
       }
-      if (std::optional<tree> snapshot = snapshot_if_open(*found[i].second.get())) {
+      if (std::optional<tree> snapshot = snapshot_if_open(*found[i].second.get(), storage)) {
         trees.emplace_back(std::move(found[i].first), std::move(*snapshot));
       }
     }
+    last_snapshot_nodes_.store(storage->size(), std::memory_order_relaxed);
     return trees;
   }
 
@@ -235,7 +250,9 @@ class registry_state final : public fork_participant {
   std::atomic<std::size_t> open_shards_{shard_count};
   config config_;
   std::atomic<std::uint64_t> anonymous_ids_{0};
-  std::vector<spin_mutex*> trees_locked_for_fork_;  // only from before to after a fork
+  mutable snapshot_storage snapshot_storage_;
+  mutable std::atomic<std::size_t> last_snapshot_nodes_{0};  // how many snapshot_all copied
+  std::vector<spin_mutex*> trees_locked_for_fork_;           // only from before to after a fork
 };
 
 }  // namespace await_tree::detail

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -24,15 +26,30 @@ inline std::optional<tree> snapshot_if_open(tree_state& t) {
   return t.snapshot();
 }
 
+/// The same, its nodes appended to `storage` (shared by a registry's trees).
+inline std::optional<tree> snapshot_if_open(tree_state& t,
+                                            const std::shared_ptr<tree::node_storage>& storage) {
+  const auto lock = t.lock();
+  if (t.is_closed()) return std::nullopt;
+  return t.snapshot_into(storage);
+}
+
 // Walks depth-first with an explicit stack: a pathological tree thousands of
 // levels deep must not overflow the snapshotting thread's stack. The stack is
 // the thread's, kept between snapshots: a registry's snapshot copies
 // thousands of trees, and would otherwise allocate one stack per tree.
 inline tree tree_state::snapshot() const {
+  auto storage = std::make_shared<tree::node_storage>();
+  storage->reserve(instrumented_nodes_ + 1);
+  return snapshot_into(storage);
+}
+
+template <class NodeStorage>
+tree tree_state::snapshot_into(const std::shared_ptr<NodeStorage>& storage) const {
   prefetch_labels();
   const std::chrono::nanoseconds now = clock_();
-  std::vector<tree::node> nodes;
-  nodes.reserve(instrumented_nodes_ + 1);
+  NodeStorage& nodes = *storage;
+  const std::size_t first = nodes.size();
   thread_local std::vector<pending_visit> stack;
   stack.clear();
   stack.push_back({root_node, 0});
@@ -56,7 +73,7 @@ inline tree tree_state::snapshot() const {
                      s.parent == detached_container, describe_wait(*s.label)});
     push_children(v.id, v.depth + 1, stack);
   }
-  return tree(std::move(nodes), current, threshold_, {this, incarnation_});
+  return tree(storage, first, current, threshold_, {this, incarnation_});
 }
 
 // The spans live in their awaitables, one coroutine frame each, scattered

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -144,6 +145,10 @@ class tree_state {
   }
 
   [[nodiscard]] tree snapshot() const;
+  /// A snapshot whose nodes are appended to `storage` (a
+  /// tree::node_storage, which this header does not see).
+  template <class NodeStorage>
+  [[nodiscard]] tree snapshot_into(const std::shared_ptr<NodeStorage>& storage) const;
   /// Starts loading the nodes' spans, before a snapshot reads them.
   void prefetch_labels() const noexcept;
 
