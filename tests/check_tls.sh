@@ -5,11 +5,12 @@
 # cold ones allowed below: in position-independent code the await path must
 # still reach its thread's context with one initial-exec access.
 #
-# Allowed: list_this_thread (a thread's first published position) and the
-# PLT stub itself.
+# Allowed: list_this_thread (a thread's first published position),
+# enroll_this_thread (a thread's first use of the pool of trees) and the PLT
+# stub itself.
 set -euo pipefail
 
-allowed='list_this_thread|__tls_get_addr@plt'
+allowed='list_this_thread|enroll_this_thread|__tls_get_addr@plt'
 callers="$(objdump -d -C --no-show-raw-insn "$1" |
   awk -v allowed="$allowed" '
     /^[0-9a-f]+ <.*>:$/ { function_name = $0; next }

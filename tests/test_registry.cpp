@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -114,6 +115,74 @@ TEST_CASE("registering an existing key replaces the entry", "[registry]") {
   first.reset();  // the replaced root ends: it must not remove its successor
   CHECK(text_of(reg, 7) == "second [0ns]\n");
   CHECK(reg.collect_all().size() == 1);
+}
+
+namespace {
+
+/// A key type whose values all hash alike: every key lands in one run of its
+/// shard's table, where equal hashes must still be told apart by value.
+struct same_hash_key {
+  int id;
+  friend bool operator==(same_hash_key, same_hash_key) = default;
+};
+
+}  // namespace
+
+template <>
+struct std::hash<same_hash_key> {
+  std::size_t operator()(same_hash_key) const noexcept { return 42; }
+};
+
+template <>
+struct fmt::formatter<same_hash_key> : fmt::formatter<int> {
+  template <class FormatContext>
+  auto format(same_hash_key k, FormatContext& ctx) const {
+    return fmt::formatter<int>::format(k.id, ctx);
+  }
+};
+
+TEST_CASE("keys with equal hashes are told apart, whichever of them ends first", "[registry]") {
+  registry reg = manual_registry();
+  constexpr int keys = 40;
+  std::vector<std::optional<tree_root>> roots;
+  for (int id = 0; id < keys; ++id) roots.emplace_back(reg.register_task(same_hash_key{id}, "old"));
+  // Every third key is registered again: the newer task replaces the older.
+  for (int id = 0; id < keys; id += 3)
+    roots.emplace_back(reg.register_task(same_hash_key{id}, "new"));
+  const auto name_of = [&reg](int id) {
+    const auto t = reg.get(same_hash_key{id});
+    return t ? std::string(t->nodes().front().span.name()) : std::string("none");
+  };
+  // Roots end in a random order; each end must leave every other key
+  // findable in the run (an entry from its middle is removed each time).
+  std::vector<std::size_t> order(roots.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937(2026));
+  for (const std::size_t ending : order) {
+    roots[ending].reset();
+    for (int id = 0; id < keys; ++id) {
+      const auto& old_root = roots[static_cast<std::size_t>(id)];
+      const bool replaced = id % 3 == 0;
+      const auto& new_root = replaced ? roots[keys + static_cast<std::size_t>(id / 3)] : old_root;
+      const std::string expected =
+          replaced ? (new_root ? "new" : "none") : (old_root ? "old" : "none");
+      INFO("key " << id << " after root " << ending << " ended");
+      CHECK(name_of(id) == expected);
+    }
+  }
+  CHECK(reg.collect_all().empty());
+}
+
+TEST_CASE("a root's key is its registration's, and no task's once it has ended", "[registry]") {
+  registry reg = manual_registry();
+  tree_root root = reg.register_task(std::string("worker"), "task");
+  REQUIRE(root.key().get<std::string>() != nullptr);
+  CHECK(*root.key().get<std::string>() == "worker");
+  const tree_root moved = std::move(root);
+  CHECK(*moved.key().get<std::string>() == "worker");
+  CHECK(root.key().is_anonymous());  // NOLINT(bugprone-use-after-move): the documented state
+  CHECK(root.key().to_string() == "anonymous #0");
+  CHECK(root.key() != reg.register_anonymous("other").key());
 }
 
 TEST_CASE("keys of different types never compare equal", "[registry]") {

@@ -83,11 +83,14 @@ class registry {
  private:
   friend struct detail::registry_access;  // the crash handlers' way in
 
-  tree_root register_as(any_key key, span root) {
+  [[gnu::noinline]] tree_root register_as(any_key key, span&& root) {
     detail::tree_state* t = detail::tree_state::create(std::move(root), state_->settings());
-    tree_root handle(*state_, std::move(key), t);  // owns `t` from here on
-    state_->insert(handle.key(), t);
-    return handle;
+    try {
+      return tree_root(*state_, state_->enter(std::move(key), t));
+    } catch (...) {
+      t->close_and_release();
+      throw;
+    }
   }
 
   std::shared_ptr<detail::registry_state> state_;

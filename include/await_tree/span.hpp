@@ -83,28 +83,16 @@ class span {
     owns_wait_ = other.owns_wait_;
     wait_ = other.owns_wait_ ? other.owned_wait()->clone() : other.wait_;
   }
-  span(span&& other) noexcept
-      : size_(std::exchange(other.size_, 0)),
-        storage_(std::exchange(other.storage_, storage::borrowed)),
-        verbose_(other.verbose_),
-        long_running_(other.long_running_),
-        owns_wait_(std::exchange(other.owns_wait_, false)),
-        wait_(std::exchange(other.wait_, nullptr)) {
-    if (storage_ == storage::in_place) {
-      text_ = other.text_;
-    } else {
-      text_.pointer = other.text_.pointer;  // a literal's: the common case, one word
+  span(span&& other) noexcept { take(other); }
+  span& operator=(const span& other) { return *this = span(other); }
+  span& operator=(span&& other) noexcept {
+    if (this != &other) {
+      release();
+      take(other);
     }
-    other.text_.pointer = "";
-  }
-  span& operator=(span other) noexcept {
-    swap(other);
     return *this;
   }
-  ~span() {
-    if (storage_ == storage::heap) free_heap_copy(text_.pointer);
-    if (owns_wait_) delete wait_;
-  }
+  ~span() { release(); }
 
   // The modifiers of a temporary return it as an rvalue, not a new span, so
   // that `instrument(x, span("read").waits_for(r))` builds one span, not two:
@@ -209,14 +197,26 @@ class span {
   // pointer reach the delete on a path that cannot happen, and warns.
   [[gnu::noinline]] static void free_heap_copy(const char* buffer) noexcept { delete[] buffer; }
 
-  void swap(span& other) noexcept {
-    std::swap(text_, other.text_);
-    std::swap(size_, other.size_);
-    std::swap(storage_, other.storage_);
-    std::swap(verbose_, other.verbose_);
-    std::swap(long_running_, other.long_running_);
-    std::swap(owns_wait_, other.owns_wait_);
-    std::swap(wait_, other.wait_);
+  /// Takes `other`'s name and wait; `other` is left an empty, unowning span.
+  void take(span& other) noexcept {
+    size_ = std::exchange(other.size_, 0);
+    storage_ = std::exchange(other.storage_, storage::borrowed);
+    verbose_ = other.verbose_;
+    long_running_ = other.long_running_;
+    owns_wait_ = std::exchange(other.owns_wait_, false);
+    wait_ = std::exchange(other.wait_, nullptr);
+    if (storage_ == storage::in_place) {
+      text_ = other.text_;
+    } else {
+      text_.pointer = other.text_.pointer;  // a literal's: the common case, one word
+    }
+    other.text_.pointer = "";
+  }
+
+  /// Frees what the span owns (before it is destroyed or takes another's).
+  void release() noexcept {
+    if (storage_ == storage::heap) free_heap_copy(text_.pointer);
+    if (owns_wait_) delete wait_;
   }
 
   text text_{.pointer = ""};

@@ -32,14 +32,12 @@ class tree_root {
  public:
   tree_root(tree_root&& other) noexcept
       : registry_(std::exchange(other.registry_, nullptr)),
-        key_(std::move(other.key_)),
-        tree_(std::exchange(other.tree_, nullptr)) {}
+        entry_(std::exchange(other.entry_, nullptr)) {}
   tree_root& operator=(tree_root&& other) noexcept {
     if (this != &other) {
       end();
       registry_ = std::exchange(other.registry_, nullptr);
-      key_ = std::move(other.key_);
-      tree_ = std::exchange(other.tree_, nullptr);
+      entry_ = std::exchange(other.entry_, nullptr);
     }
     return *this;
   }
@@ -54,11 +52,16 @@ class tree_root {
     return rooted<A>(std::move(*this), std::forward<A>(awaitable));
   }
 
-  [[nodiscard]] const any_key& key() const noexcept { return key_; }
+  /// The key the task was registered under; `anonymous #0` (a key no task
+  /// has) once the root has ended or was moved from.
+  [[nodiscard]] const any_key& key() const noexcept {
+    static const any_key no_task = any_key::anonymous(0);
+    return entry_ != nullptr ? entry_->key : no_task;
+  }
 
   /// This task's tree now; nothing once the root has ended.
   [[nodiscard]] std::optional<tree> snapshot() const {
-    return tree_ != nullptr ? detail::snapshot_if_open(*tree_) : std::nullopt;
+    return entry_ != nullptr ? detail::snapshot_if_open(*entry_->tree) : std::nullopt;
   }
 
  private:
@@ -67,29 +70,27 @@ class tree_root {
   friend class detail::root_awaiter;
   friend detail::tree_state* detail::tree_of(const tree_root& root) noexcept;
 
-  tree_root(detail::registry_state& registry, any_key key, detail::tree_state* t) noexcept
-      : registry_(&registry), key_(std::move(key)), tree_(t) {}
+  tree_root(detail::registry_state& registry, detail::registry_entry& entry) noexcept
+      : registry_(&registry), entry_(&entry) {}
 
   void end() noexcept {
-    if (tree_ == nullptr) return;
+    if (entry_ == nullptr) return;
+    detail::tree_state* t = entry_->tree;
     // Leave the registry before giving up the reference that keeps its
     // pointer valid.
-    registry_->erase(key_, tree_);
-    {
-      const auto lock = tree_->lock();
-      tree_->close();
-    }
-    std::exchange(tree_, nullptr)->release();
+    registry_->leave(*std::exchange(entry_, nullptr));
+    t->close_and_release();
   }
 
   detail::registry_state* registry_;  // held until end(): see registry_state
-  any_key key_;
-  detail::tree_state* tree_ = nullptr;
+  detail::registry_entry* entry_;     // the root's until end()
 };
 
 namespace detail {
 
-inline tree_state* tree_of(const tree_root& root) noexcept { return root.tree_; }
+inline tree_state* tree_of(const tree_root& root) noexcept {
+  return root.entry_ != nullptr ? root.entry_->tree : nullptr;
+}
 
 /// Before the hand-off of the await that runs a task: the task's root is a
 /// bracketed region of the task, for whatever the await starts.
@@ -113,7 +114,7 @@ class root_awaiter {
  public:
   template <class A>
   root_awaiter(A&& awaitable, tree_root& root)
-      : inner_(get_awaiter(std::forward<A>(awaitable))), root_(root), tree_(root.tree_) {}
+      : inner_(get_awaiter(std::forward<A>(awaitable))), root_(root), tree_(tree_of(root)) {}
 
   bool await_ready() { return inner_.await_ready(); }
 

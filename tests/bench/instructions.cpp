@@ -112,6 +112,31 @@ void register_and_drop_text(bool instrumented, std::size_t ops) {
   register_and_drop_keyed(instrumented, ops, [](std::size_t) { return "worker"; });
 }
 
+rt::task<> yield_once(rt::executor& ex) { co_await ex.yield(); }
+
+/// Row 8: spawns `ops` tasks that yield once on one executor and runs them,
+/// each registered under an integer key or not (the task type is the
+/// integrated one either way: the row is the registration's cost). The same
+/// is done first with 10,000 tasks, so that runs of up to 10,000 measure the
+/// steady state of a server whose tasks come and go: trees and entries come
+/// from the pools.
+void spawn_registered(bool instrumented, std::size_t ops) {
+  await_tree::registry reg;
+  rt::executor ex;
+  const auto spawn_and_run = [&](std::size_t tasks) {
+    for (std::size_t i = 0; i < tasks; ++i) {
+      if (instrumented) {
+        rt::spawn(ex, reg.register_task(static_cast<int>(i), "task").instrument(yield_once(ex)));
+      } else {
+        rt::spawn(ex, yield_once(ex));
+      }
+    }
+    ex.run();
+  };
+  spawn_and_run(10'000);
+  spawn_and_run(ops);
+}
+
 /// Awaits a child that completes at once, `ops` times, under a span that
 /// waits for `lock` or not.
 template <bool WaitsFor>
@@ -129,7 +154,7 @@ rt::task<> await_children_waiting(std::size_t ops, const await_tree::resource& l
   if (sum == -1) std::puts("unreachable: keeps the loop");
 }
 
-/// Row 8: the deadlock finder's edge. "plain" is row 1's instrumented await,
+/// Row 9: the deadlock finder's edge. "plain" is row 1's instrumented await,
 /// "instrumented" the same await whose span waits_for a resource.
 void waits_for_resource(bool with_edge, std::size_t ops) {
   await_tree::registry reg;
@@ -149,6 +174,7 @@ constexpr bench::workload workloads[] = {
     {"plain_await_with_mixin", &plain_await_with_mixin},
     {"register_and_drop", &register_and_drop},
     {"register_and_drop_text", &register_and_drop_text},
+    {"spawn_registered", &spawn_registered},
     {"waits_for_resource", &waits_for_resource},
 };
 

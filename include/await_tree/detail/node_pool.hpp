@@ -1,34 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
-#include <memory>
 #include <new>
 #include <utility>
 
 namespace await_tree::detail {
 
-/// Blocks of one size, kept on a free list once given back, so that a map
-/// whose entries come and go stops allocating once it has held its peak
-/// number of entries. Not synchronised: its owner's lock guards it. Blocks go
-/// back to the heap when the pool is destroyed.
+/// Blocks of one size, kept on a free list once given back, so that entries
+/// that come and go stop allocating once their peak number has been held.
+/// Not synchronised: its owner's lock guards it. Blocks go back to the heap
+/// when the pool is destroyed.
 class node_pool {
  public:
-  node_pool() = default;
+  explicit node_pool(std::size_t block_size) noexcept
+      : block_size_(std::max(block_size, sizeof(free_block))) {}
   node_pool(const node_pool&) = delete;
   node_pool& operator=(const node_pool&) = delete;
   ~node_pool() {
     while (free_ != nullptr) ::operator delete(std::exchange(free_, free_->next));
-  }
-
-  /// Whether requests for `size` bytes come from this pool: those of the size
-  /// the first request asked for.
-  [[nodiscard]] bool serves(std::size_t size) noexcept {
-    if (served_size_ == 0) {
-      served_size_ = size;
-      block_size_ = size < sizeof(free_block) ? sizeof(free_block) : size;
-    }
-    return size == served_size_;
   }
 
   [[nodiscard]] void* take() {
@@ -43,45 +34,8 @@ class node_pool {
     free_block* next;
   };
 
-  std::size_t served_size_ = 0;
-  std::size_t block_size_ = 0;
+  std::size_t block_size_;
   free_block* free_ = nullptr;
-};
-
-/// A standard allocator over a node_pool: single objects of the pool's size
-/// come from it; anything else (a map's bucket array) from the heap.
-template <class T>
-class pooled_allocator {
- public:
-  using value_type = T;
-
-  explicit pooled_allocator(node_pool& pool) noexcept : pool_(&pool) {}
-  template <class U>
-  pooled_allocator(
-      const pooled_allocator<U>& other) noexcept  // NOLINT(google-explicit-constructor)
-      : pool_(other.pool()) {}
-
-  [[nodiscard]] T* allocate(std::size_t n) {
-    if (n == 1 && alignof(T) <= alignof(std::max_align_t) && pool_->serves(sizeof(T))) {
-      return static_cast<T*>(pool_->take());
-    }
-    return std::allocator<T>{}.allocate(n);
-  }
-  void deallocate(T* p, std::size_t n) noexcept {
-    if (n == 1 && alignof(T) <= alignof(std::max_align_t) && pool_->serves(sizeof(T))) {
-      pool_->give_back(p);
-    } else {
-      std::allocator<T>{}.deallocate(p, n);
-    }
-  }
-
-  [[nodiscard]] node_pool* pool() const noexcept { return pool_; }
-  friend bool operator==(const pooled_allocator& a, const pooled_allocator& b) noexcept {
-    return a.pool_ == b.pool_;
-  }
-
- private:
-  node_pool* pool_;
 };
 
 }  // namespace await_tree::detail

@@ -4,7 +4,9 @@
 #include <await_tree/any_key.hpp>
 #include <await_tree/config.hpp>
 #include <await_tree/detail/fork_guard.hpp>
+#include <await_tree/detail/hash_slots.hpp>
 #include <await_tree/detail/node_pool.hpp>
+#include <await_tree/detail/scope_exit.hpp>
 #include <await_tree/detail/snapshot_storage.hpp>
 #include <await_tree/detail/spin_mutex.hpp>
 #include <await_tree/detail/tree_snapshot.hpp>
@@ -17,18 +19,26 @@
 #include <mutex>
 #include <new>
 #include <optional>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace await_tree::detail {
 
+/// One registration: a task's key and tree, made by `registry_state::enter`
+/// and owned by the task's root until it gives it to `leave`.
+struct registry_entry {
+  any_key key;
+  tree_state* tree;
+};
+
 /// The map from keys to live trees, split into shards, each on a cache line of
-/// its own, so that tasks registering on different threads rarely meet.
+/// its own, so that tasks registering on different threads rarely meet. A
+/// shard finds the entry of each key in a table of pointers (`hash_slots`),
+/// and takes the entries' memory from a pool of its own.
 ///
-/// Entries are weak: they hold no reference. A root removes its entry before
-/// it gives up its own reference, so an entry found under its shard's mutex
-/// always points to a live tree.
+/// An entry holds no reference to its tree: a root leaves the registry
+/// before it gives up its own reference, so an entry found under its shard's
+/// mutex always points to a live tree.
 ///
 /// The state outlives its `registry` handles while roots registered in it
 /// live, and roots hold it through their shard: a count per shard, not one
@@ -46,7 +56,7 @@ class registry_state final : public fork_participant {
 
   /// The registry handles are gone: no task registers here any more.
   static void release_handles(registry_state* self) noexcept {
-    for (shard& s : self->shards_) self->leave(s);
+    for (shard& s : self->shards_) self->release_hold(s);
   }
 
   [[nodiscard]] const config& settings() const noexcept { return config_; }
@@ -54,28 +64,41 @@ class registry_state final : public fork_participant {
     return anonymous_ids_.fetch_add(1, std::memory_order_relaxed) + 1;
   }
 
-  /// Adds or replaces the entry of `key`, and holds this state for the root
-  /// of `t` from its first instruction on: the root must call `erase` once,
-  /// even when this throws.
-  void insert(const any_key& key, tree_state* t) {
-    shard& s = shard_of(key);
-    s.holders.fetch_add(1, std::memory_order_relaxed);
+  /// Registers the task of tree `t` under `key`, replacing the entry of an
+  /// earlier task with that key (whose root then leaves a registry that no
+  /// longer lists it). The entry holds this state for its root, which must
+  /// give it to `leave` once. Nothing changes when this throws.
+  [[nodiscard, gnu::noinline]] registry_entry& enter(any_key&& key, tree_state* t) {
+    shard& s = shard_of(key.hash());
     const std::lock_guard lock(s.mutex);
-    s.entries.insert_or_assign(key, t);
+    s.entries.make_room();
+    auto* e = ::new (s.blocks.take()) registry_entry{std::move(key), t};
+    const std::size_t hash = e->key.hash();
+    const std::size_t at = s.entries.find_or_empty(
+        hash, [e](const registry_entry* other) { return other->key == e->key; });
+    if (s.entries.at(at) == nullptr) {
+      s.entries.insert_at(at, hash, e);
+    } else {
+      s.entries.at(at) = e;  // replaces the earlier task's entry
+    }
+    s.holders.fetch_add(1, std::memory_order_relaxed);
+    return *e;
   }
 
-  /// Removes the entry of `key` if it still points to `t` (it was not
-  /// replaced by a later registration under the same key), and gives up the
-  /// root's hold: this state may be gone when it returns.
-  void erase(const any_key& key, const tree_state* t) noexcept {
-    shard& s = shard_of(key);
+  /// Unlists `e` if no later registration replaced it, frees it and gives up
+  /// its root's hold: this state may be gone when it returns. The tree is
+  /// left to the caller.
+  [[gnu::noinline]] void leave(registry_entry& e) noexcept {
+    shard& s = shard_of(e.key.hash());
     {
       const std::lock_guard lock(s.mutex);
-      if (const auto it = s.entries.find(key); it != s.entries.end() && it->second == t) {
-        s.entries.erase(it);
-      }
+      const std::size_t at =
+          s.entries.find(e.key.hash(), [&e](const registry_entry* listed) { return listed == &e; });
+      if (at != s.entries.npos) s.entries.erase(at);
+      e.~registry_entry();
+      s.blocks.give_back(&e);
     }
-    leave(s);
+    release_hold(s);
   }
 
   void clear() noexcept {
@@ -92,9 +115,10 @@ class registry_state final : public fork_participant {
     {
       const shard& s = shards_[shard_index(probe.hash)];
       const std::lock_guard lock(s.mutex);
-      const auto it = s.entries.find(probe);
-      if (it == s.entries.end()) return std::nullopt;
-      t = tree_ref::share(it->second);
+      const std::size_t at = s.entries.find(
+          probe.hash, [&probe](const registry_entry* e) { return e->key.matches(probe); });
+      if (at == s.entries.npos) return std::nullopt;
+      t = tree_ref::share(s.entries.at(at)->tree);
     }
     return snapshot_if_open(*t.get());
   }
@@ -108,18 +132,16 @@ class registry_state final : public fork_participant {
     // allocation per snapshot less); emptied on the way out, so that it keeps
     // no tree alive.
     thread_local std::vector<std::pair<any_key, tree_ref>> found;
-    const struct empty_on_exit {
-      std::vector<std::pair<any_key, tree_ref>>& v;
-      ~empty_on_exit() { v.clear(); }
-    } empty_found{found};
+    const scope_exit empty_found{[]() noexcept { found.clear(); }};
     for (const shard& s : shards_) {
       const std::lock_guard lock(s.mutex);
-      // Trees are scattered over the heap: their counts are fetched at once,
-      // rather than one cache miss after another as each is shared.
-      for (const auto& entry : s.entries) __builtin_prefetch(entry.second, 1);
-      for (const auto& [key, t] : s.entries) {
-        if (wanted(key)) found.emplace_back(key, tree_ref::share(t));
-      }
+      // Entries and trees are scattered over the heap: they are fetched at
+      // once, rather than one cache miss after another.
+      s.entries.for_each([](const registry_entry* e) { __builtin_prefetch(e); });
+      s.entries.for_each([](const registry_entry* e) { __builtin_prefetch(e->tree, 1); });
+      s.entries.for_each([&](const registry_entry* e) {
+        if (wanted(e->key)) found.emplace_back(e->key, tree_ref::share(e->tree));
+      });
     }
     std::vector<std::pair<any_key, tree>> trees;
     trees.reserve(found.size());
@@ -151,44 +173,17 @@ class registry_state final : public fork_participant {
         skip();
         continue;
       }
-      for (const auto& [key, t] : s.entries) visit(key, *t);
+      s.entries.for_each([&](const registry_entry* e) { visit(e->key, *e->tree); });
     }
   }
 
  private:
-  /// Hashing and equality that also take probes, so that lookups make no key.
-  struct key_hash {
-    using is_transparent = void;
-    std::size_t operator()(const any_key& key) const noexcept { return key.hash(); }
-    template <class K>
-    std::size_t operator()(const key_probe<K>& probe) const noexcept {
-      return probe.hash;
-    }
-  };
-  struct key_equal {
-    using is_transparent = void;
-    bool operator()(const any_key& a, const any_key& b) const noexcept { return a == b; }
-    template <class K>
-    bool operator()(const key_probe<K>& probe, const any_key& key) const noexcept {
-      return key.matches(probe);
-    }
-    template <class K>
-    bool operator()(const any_key& key, const key_probe<K>& probe) const noexcept {
-      return key.matches(probe);
-    }
-  };
-
-  /// Entries come from the shard's pool of map nodes: registering a task
-  /// allocates no node once the shard has held as many tasks before. The
-  /// lock is a spin_mutex, as a tree's: a shard's sections are one map
-  /// operation, or a snapshot's copy of the shard's keys (waiters yield).
+  /// A spin_mutex, as a tree's: a shard's sections are one table operation,
+  /// or a snapshot's copy of the shard's keys (waiters yield).
   struct alignas(64) shard {
-    using entry_allocator = pooled_allocator<std::pair<const any_key, tree_state*>>;
-
     mutable spin_mutex mutex;
-    node_pool entry_nodes;  // before `entries`, which give their nodes back to it
-    std::unordered_map<any_key, tree_state*, key_hash, key_equal, entry_allocator> entries{
-        0, key_hash{}, key_equal{}, entry_allocator(entry_nodes)};
+    hash_slots<registry_entry> entries;  // the entry of each key
+    node_pool blocks{sizeof(registry_entry)};
     std::atomic<std::size_t> holders{1};  // the roots registered here, plus the handles
   };
 
@@ -205,7 +200,9 @@ class registry_state final : public fork_participant {
       return;  // the trees stay unlocked: a child's dump may wait for one
     }
     for (shard& s : shards_) {
-      for (auto& [key, t] : s.entries) trees_locked_for_fork_.push_back(t->lock().release());
+      s.entries.for_each([this](const registry_entry* e) {
+        trees_locked_for_fork_.push_back(e->tree->lock().release());
+      });
     }
   }
 
@@ -222,24 +219,26 @@ class registry_state final : public fork_participant {
     return count;
   }
 
-  void leave(shard& s) noexcept {
+  void release_hold(shard& s) noexcept {
     if (s.holders.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
         open_shards_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       delete this;
     }
   }
 
-  /// The top bits of the hash times 2^64 / golden ratio: std::hash of an
+  /// The top bits of the hash times an odd constant: std::hash of an
   /// integer is the integer itself, and the low bits of consecutive ids (two
   /// threads numbering requests from 0 and from 100,000, say) would walk the
-  /// shards in step, meeting on the same one at every registration.
+  /// shards in step, meeting on the same one at every registration. Not the
+  /// constant of hash_slots, whose table would otherwise see only keys
+  /// whose top bits are alike.
   [[nodiscard]] static std::size_t shard_index(std::size_t key_hash) noexcept {
-    constexpr std::uint64_t golden = 0x9e3779b97f4a7c15;
-    return static_cast<std::size_t>((static_cast<std::uint64_t>(key_hash) * golden) >>
+    constexpr std::uint64_t mix = 0xbf58476d1ce4e5b9;
+    return static_cast<std::size_t>((static_cast<std::uint64_t>(key_hash) * mix) >>
                                     (64 - shard_bits));
   }
-  [[nodiscard]] shard& shard_of(const any_key& key) noexcept {
-    return shards_[shard_index(key.hash())];
+  [[nodiscard]] shard& shard_of(std::size_t key_hash) noexcept {
+    return shards_[shard_index(key_hash)];
   }
 
   /// How many trees ahead of the one being copied a snapshot loads the next.

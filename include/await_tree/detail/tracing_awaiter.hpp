@@ -2,6 +2,7 @@
 #pragma once
 
 #include <await_tree/detail/awaiter_traits.hpp>
+#include <await_tree/detail/scope_exit.hpp>
 #include <await_tree/detail/suspension.hpp>
 
 #include <coroutine>
@@ -13,19 +14,6 @@ namespace await_tree {
 struct promise_mixin;
 
 namespace detail {
-
-/// Runs a function when the scope is left, normally or by an exception.
-template <class F>
-class scope_exit {
- public:
-  explicit scope_exit(F f) noexcept : f_(std::move(f)) {}
-  scope_exit(const scope_exit&) = delete;
-  scope_exit& operator=(const scope_exit&) = delete;
-  ~scope_exit() { f_(); }
-
- private:
-  F f_;
-};
 
 template <class Awaiter>
 struct is_final_hook : std::false_type {};

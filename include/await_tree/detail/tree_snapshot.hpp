@@ -20,18 +20,13 @@
 namespace await_tree::detail {
 
 /// The tree as it is now; nothing once its task has ended.
-inline std::optional<tree> snapshot_if_open(tree_state& t) {
+/// Its nodes are appended to `storage` when one is given (the trees of one
+/// registry snapshot share theirs), else to a storage of its own.
+inline std::optional<tree> snapshot_if_open(
+    tree_state& t, const std::shared_ptr<tree::node_storage>& storage = nullptr) {
   const auto lock = t.lock();
   if (t.is_closed()) return std::nullopt;
-  return t.snapshot();
-}
-
-/// The same, its nodes appended to `storage` (shared by a registry's trees).
-inline std::optional<tree> snapshot_if_open(tree_state& t,
-                                            const std::shared_ptr<tree::node_storage>& storage) {
-  const auto lock = t.lock();
-  if (t.is_closed()) return std::nullopt;
-  return t.snapshot_into(storage);
+  return storage ? t.snapshot_into(storage) : t.snapshot();
 }
 
 // Walks depth-first with an explicit stack: a pathological tree thousands of

@@ -3,6 +3,7 @@
 
 #include <await_tree/config.hpp>
 #include <await_tree/detail/counted_ref.hpp>
+#include <await_tree/detail/recycling_pool.hpp>
 #include <await_tree/detail/spin_mutex.hpp>
 #include <await_tree/detail/thread_context.hpp>
 #include <await_tree/span.hpp>
@@ -47,7 +48,7 @@ inline constexpr node_id root_node = 1;
 /// requires the mutex to be held by the caller.
 class tree_state {
  public:
-  static tree_state* create(span root, const config& cfg) {
+  static tree_state* create(span&& root, const config& cfg) {
     tree_state* t = pool::instance().take();
     if (t == nullptr) t = new tree_state;
     const auto lock = t->lock();
@@ -63,6 +64,19 @@ class tree_state {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     {
       const auto lock = this->lock();
+      retire();
+    }
+    pool::instance().give_back(this);
+  }
+
+  /// The task has ended: closes the tree and gives up the root's reference,
+  /// under one lock when that is the last reference (a root whose nodes are
+  /// all done, and that no snapshot is copying).
+  void close_and_release() noexcept {
+    {
+      const auto lock = this->lock();
+      close();
+      if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
       retire();
     }
     pool::instance().give_back(this);
@@ -223,64 +237,36 @@ class tree_state {
   }
 
   /// Trees are recycled, never freed (see above).
-  class pool {
-   public:
-    static pool& instance() {
-      static pool* p = new pool;
-      return *p;
-    }
-    tree_state* take() noexcept {
-      const std::lock_guard lock(mutex_);
-      if (free_.empty()) return nullptr;
-      tree_state* t = free_.back();
-      free_.pop_back();
-      return t;
-    }
-    void give_back(tree_state* t) noexcept {
-      const std::lock_guard lock(mutex_);
-      try {
-        free_.push_back(t);
-      } catch (...) {
-        // No memory to remember it: the tree stays unused, never freed.
-      }
-    }
-
-    [[nodiscard]] spin_mutex& mutex() noexcept { return mutex_; }
-
-   private:
-    spin_mutex mutex_;
-    std::vector<tree_state*> free_;
-  };
+  using pool = recycling_pool<tree_state>;
 
  public:
   /// Arena memory per node; the name stays in the instrumented awaitable.
   static constexpr std::size_t bytes_per_node = sizeof(slot);
 
  private:
-  tree_state() = default;
+  // The detached container and the root, which stay. No more is reserved: a
+  // registered task that waits idle costs these two slots, and a tree's
+  // arena keeps what it grew to for its pool's next tasks.
+  tree_state() : slots_(2) {}
   ~tree_state() = delete;  // recycled, never freed
 
   /// Starts an incarnation: a fresh tree whose only node is the root.
-  void open(span root, const config& cfg) {
+  void open(span&& root, const config& cfg) {
     root_span_ = std::move(root).long_running();
     clock_ = cfg.clock ? cfg.clock : &coarse_now;
     threshold_ = cfg.long_running_threshold;
     verbose_ = cfg.verbose;
     closed_ = false;
     refs_.store(1, std::memory_order_relaxed);
-    slots_.reserve(initial_capacity);
-    slots_.resize(2);
-    slots_[detached_container].live = true;
-    slots_[root_node].live = true;
-    slots_[root_node].label = &root_span_;
-    slots_[root_node].start = clock_();
+    slots_[detached_container] = slot{.live = true};
+    slots_[root_node] = slot{.label = &root_span_, .start = clock_(), .live = true};
   }
 
   /// Ends the incarnation: every position naming it is refused from now on.
   void retire() noexcept {
     ++incarnation_;
     closed_ = true;
-    slots_.clear();
+    slots_.resize(2);
     free_head_ = no_node;
     instrumented_nodes_ = 0;
     next_order_ = 1;
@@ -407,8 +393,6 @@ class tree_state {
     }
     return no_node;
   }
-
-  static constexpr std::size_t initial_capacity = 8;
 
   mutable spin_mutex mutex_;
   std::atomic<std::uint32_t> refs_{1};  // the root's

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <await_tree/detail/spin_mutex.hpp>
+
+#include <array>
+#include <cstddef>
+#include <mutex>
+#include <vector>
+
+namespace await_tree::detail {
+
+/// Objects that are recycled, never freed (see tree_state). Each thread keeps
+/// a few given back on it, so that threads registering tasks at once take and
+/// give back without meeting on a shared lock or cache line; the rest wait on
+/// a shared list behind a spin lock, and a thread's own ones join that list
+/// when the thread exits.
+template <class T>
+class recycling_pool {
+ public:
+  static recycling_pool& instance() {
+    static recycling_pool* p = new recycling_pool;
+    return *p;
+  }
+
+  /// A recycled object, or nullptr when there is none.
+  T* take() noexcept {
+    thread_cache& mine = local();
+    if (mine.size > 0) return mine.items[--mine.size];
+    const std::lock_guard lock(mutex_);
+    if (free_.empty()) return nullptr;
+    T* t = free_.back();
+    free_.pop_back();
+    return t;
+  }
+
+  void give_back(T* t) noexcept {
+    thread_cache& mine = local();
+    if (mine.size < mine.capacity) {
+      mine.items[mine.size++] = t;
+      return;
+    }
+    give_back_shared(t);
+  }
+
+  /// The shared list's lock, for fork(): see fork_guard.hpp.
+  [[nodiscard]] spin_mutex& mutex() noexcept { return mutex_; }
+
+ private:
+  static constexpr std::size_t cached_per_thread = 16;
+
+  enum class cache_state : unsigned char { fresh, enrolled, flushed };
+
+  struct thread_cache {
+    std::array<T*, cached_per_thread> items{};
+    std::size_t size = 0;
+    std::size_t capacity = 0;  // cached_per_thread once enrolled
+    cache_state state = cache_state::fresh;
+  };
+
+  /// Made on a thread's first use of the pool; at its exit, hands the
+  /// thread's objects to the shared list. Later give-backs on that thread (by
+  /// other thread-locals' destructors) go there directly.
+  struct flush_at_exit {
+    flush_at_exit() = default;
+    flush_at_exit(const flush_at_exit&) = delete;
+    flush_at_exit& operator=(const flush_at_exit&) = delete;
+    ~flush_at_exit() {
+      thread_cache& mine = cache_;
+      mine.state = cache_state::flushed;
+      mine.capacity = 0;
+      for (std::size_t i = 0; i < mine.size; ++i) instance().give_back_shared(mine.items[i]);
+      mine.size = 0;
+    }
+  };
+
+  /// Out of line: clang before 19 may cache a thread-local's address across
+  /// a coroutine's suspension (LLVM #47179), and trees are taken and given
+  /// back in coroutines. The cache is reached with one initial-exec access,
+  /// as the thread's context is (tests/check_tls.sh).
+  [[gnu::noinline]] static thread_cache& local() noexcept {
+    thread_cache& mine = cache_;
+    if (mine.state == cache_state::fresh) [[unlikely]]
+      enroll_this_thread(mine);
+    return mine;
+  }
+
+  /// Once per thread: arranges the flush at its exit, which takes a
+  /// thread-local with a destructor (and, in a shared library, a call to
+  /// __tls_get_addr).
+  [[gnu::noinline, gnu::cold]] static void enroll_this_thread(thread_cache& mine) noexcept {
+    static thread_local const flush_at_exit flusher;
+    static_cast<void>(flusher);
+    mine.state = cache_state::enrolled;
+    mine.capacity = cached_per_thread;
+  }
+
+  void give_back_shared(T* t) noexcept {
+    const std::lock_guard lock(mutex_);
+    try {
+      free_.push_back(t);
+    } catch (...) {
+      // No memory to remember it: the object stays unused, never freed.
+    }
+  }
+
+  [[gnu::tls_model("initial-exec")]] static inline constinit thread_local thread_cache cache_{};
+  spin_mutex mutex_;
+  std::vector<T*> free_;
+};
+
+}  // namespace await_tree::detail
