@@ -72,8 +72,8 @@ struct shard_id {
   friend bool operator==(const shard_id&, const shard_id&) = default;
 };
 
-/// A key whose comparison crashes once armed: registering an equal key then
-/// crashes while the registry shard's mutex is held.
+/// A key whose comparison crashes once armed: looking an equal key up then
+/// crashes while a registry shard's mutex is held.
 struct trap_key {
   int value;
   friend bool operator==(const trap_key& a, const trap_key& b) noexcept;
@@ -133,9 +133,9 @@ rt::task<> crash_in_locked_tree(rt::executor& ex) {
 }
 
 rt::task<> crash_in_locked_shard(rt::executor&) {
-  auto first = await_tree::global_registry()->register_task(trap_key{1}, "first");
+  const auto root = await_tree::global_registry()->register_task(trap_key{1}, "trap");
   trap_armed = true;
-  auto second = await_tree::global_registry()->register_task(trap_key{1}, "second");
+  static_cast<void>(await_tree::global_registry()->get(trap_key{1}));
   co_return;
 }
 

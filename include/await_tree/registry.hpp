@@ -31,9 +31,13 @@ class registry {
   explicit registry(config cfg = {})
       : state_(detail::registry_state::create(cfg), &detail::registry_state::release_handles) {}
 
-  /// Registers a task under `key`, replacing any task registered under an
-  /// equal key (that task runs on, no longer listed). Text keys (string
-  /// literals, char pointers, string views) are stored as `std::string`.
+  /// Registers a task under `key`. Of the live tasks registered under equal
+  /// keys, the newest is the one lookups, collections and dumps show (of two
+  /// registered on different threads within one tick of the coarse clock, 1
+  /// to 4 ms, either): an older one runs on unlisted, and shows again if it
+  /// outlives the newer. A crash dump shows them all.
+  /// Text keys (string literals, char pointers, string views) are stored as
+  /// `std::string`.
   template <registry_key Key>
   [[nodiscard]] tree_root register_task(Key key, span root) {
     return register_as(any_key(std::move(key)), std::move(root));
@@ -44,8 +48,10 @@ class registry {
     return register_as(any_key::anonymous(state_->next_anonymous_id()), std::move(root));
   }
 
-  /// The tree of the task registered under a key equal to `key`; text is
-  /// looked up as a view, without a copy.
+  /// The tree of the newest task registered under a key equal to `key`; text
+  /// is looked up as a view, without a copy. A lookup reads every live
+  /// registration's hash (registering stays a mere append): meant for
+  /// debugging endpoints, not for a request's hot path.
   template <registry_key Key>
   [[nodiscard]] std::optional<tree> get(const Key& key) const {
     return state_->snapshot(detail::probe_of(key));

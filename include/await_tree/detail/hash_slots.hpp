@@ -8,23 +8,14 @@
 namespace await_tree::detail {
 
 /// Pointers to entries placed by their hash in one array (open addressing,
-/// linear probing): a lookup reads consecutive slots, and adding or removing
-/// an entry allocates nothing unless the table grows. The caller keeps one
-/// entry per key, so that runs stay short. Not synchronised: its owner's
-/// lock guards it.
+/// linear probing): a lookup reads consecutive slots, and adding an entry
+/// allocates nothing unless the table grows. Entries are only added, and all
+/// removed at once by clear(), which keeps the array for the next use. The
+/// caller keeps one entry per key, so that runs stay short. Not
+/// synchronised.
 template <class Entry>
 class hash_slots {
  public:
-  static constexpr std::size_t npos = ~std::size_t{0};
-
-  /// The slot of the entry with hash `hash` that `matches`; npos if none.
-  template <class Matches>
-  [[nodiscard]] std::size_t find(std::size_t hash, Matches matches) const noexcept {
-    if (size_ == 0) return npos;
-    const std::size_t i = find_or_empty(hash, matches);
-    return slots_[i].entry != nullptr ? i : npos;
-  }
-
   /// The slot of the entry with hash `hash` that `matches`, or else the empty
   /// slot where `insert_at` puts such an entry. Requires room (make_room).
   template <class Matches>
@@ -50,32 +41,10 @@ class hash_slots {
     ++size_;
   }
 
-  /// Removes the entry of slot `index`, moving later entries of its run back
-  /// so that no lookup stops early at the hole.
-  void erase(std::size_t index) noexcept {
-    for (std::size_t j = next(index); slots_[j].entry != nullptr; j = next(j)) {
-      if (!reachable_from(index, j)) continue;
-      slots_[index] = slots_[j];
-      index = j;
-    }
-    slots_[index] = slot{};
-    --size_;
-  }
-
-  template <class Visit>
-  void for_each(Visit visit) const {
-    if (size_ == 0) return;
-    for (const slot& s : slots_) {
-      if (s.entry != nullptr) visit(s.entry);
-    }
-  }
-
   void clear() noexcept {
     for (slot& s : slots_) s = slot{};
     size_ = 0;
   }
-
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
  private:
   struct slot {
@@ -92,13 +61,6 @@ class hash_slots {
   }
   [[nodiscard]] std::size_t next(std::size_t i) const noexcept {
     return (i + 1) & (slots_.size() - 1);
-  }
-
-  /// Whether the entry in slot `j` may move back to the hole at `hole`: its
-  /// home is not in the cyclic range (hole, j].
-  [[nodiscard]] bool reachable_from(std::size_t hole, std::size_t j) const noexcept {
-    const std::size_t h = home(slots_[j].hash);
-    return hole <= j ? (h <= hole || h > j) : (h <= hole && h > j);
   }
 
   void place(std::size_t hash, Entry* entry) noexcept {

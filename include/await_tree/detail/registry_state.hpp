@@ -29,22 +29,37 @@ namespace await_tree::detail {
 struct registry_entry {
   any_key key;
   tree_state* tree;
+  std::uint64_t order;  // the registration's time, see registry_state::enter
+  std::uint32_t shard;  // the shard that lists it
+  std::uint32_t slot;   // its place in that shard's list; `unlisted` once cleared
+
+  static constexpr std::uint32_t unlisted = ~std::uint32_t{0};
 };
 
-/// The map from keys to live trees, split into shards, each on a cache line of
-/// its own, so that tasks registering on different threads rarely meet. A
-/// shard finds the entry of each key in a table of pointers (`hash_slots`),
-/// and takes the entries' memory from a pool of its own.
+/// The live registrations, in shards of one cache line each. A thread
+/// registers its tasks in a shard of its own (threads are dealt the shards in
+/// turn), so that threads registering at once share no lock and no cache
+/// line; an entry is removed from the shard it was listed in, by whichever
+/// thread ends its task. A shard keeps its entries in a dense list (an entry
+/// knows its place), so that registering is an append and ending a task one
+/// swap with the last entry: no lookup on either path.
+///
+/// Lookups by key are the rare path and resolve across the shards: of the
+/// live entries with equal keys, the newest registration wins. An older task
+/// under that key runs on unlisted to lookups and collections, and shows
+/// again if it outlives the newer one. Equal keys thus cost nothing to
+/// register, however many live tasks share one.
 ///
 /// An entry holds no reference to its tree: a root leaves the registry
 /// before it gives up its own reference, so an entry found under its shard's
 /// mutex always points to a live tree.
 ///
 /// The state outlives its `registry` handles while roots registered in it
-/// live, and roots hold it through their shard: a count per shard, not one
-/// shared count, so that threads registering tasks at once write no common
-/// cache line. The handles hold every shard once; a shard whose count drops
-/// to zero closes, and the last shard to close deletes the state.
+/// live, and roots hold it through their shard: a count per shard, kept under
+/// the shard's mutex, not one shared count, so that threads registering tasks
+/// at once write no common cache line. The handles hold every shard once; a
+/// shard whose count drops to zero closes, and the last shard to close
+/// deletes the state.
 ///
 /// Around fork(), every shard and every listed tree is locked (see
 /// fork_guard.hpp), so that a dump in the child never waits for a lock held
@@ -64,85 +79,117 @@ class registry_state final : public fork_participant {
     return anonymous_ids_.fetch_add(1, std::memory_order_relaxed) + 1;
   }
 
-  /// Registers the task of tree `t` under `key`, replacing the entry of an
-  /// earlier task with that key (whose root then leaves a registry that no
-  /// longer lists it). The entry holds this state for its root, which must
-  /// give it to `leave` once. Nothing changes when this throws.
-  [[nodiscard, gnu::noinline]] registry_entry& enter(any_key&& key, tree_state* t) {
-    shard& s = shard_of(key.hash());
+  /// Lists the task of tree `t` under `key`, in the calling thread's shard.
+  /// The entry holds this state for its root, which must give it to `leave`
+  /// once. Nothing changes when this throws.
+  ///
+  /// Its order is the time by the kernel's coarse clock, so that the newest
+  /// of equal keys is the one registered last whichever threads registered
+  /// them, to within the clock's tick (1 to 4 ms; the fine clock would cost a
+  /// quarter of a registration); one nanosecond past the shard's last, so
+  /// that a thread's own registrations never tie. Inlined into its one
+  /// caller, which is out of line: a call less per registration (18
+  /// instructions).
+  [[nodiscard, gnu::always_inline]] registry_entry& enter(any_key&& key, tree_state* t) {
+    const std::uint32_t index = this_thread_shard();
+    shard& s = shards_[index];
+    const auto now = static_cast<std::uint64_t>(coarse_now().count());
     const std::lock_guard lock(s.mutex);
-    s.entries.make_room();
-    auto* e = ::new (s.blocks.take()) registry_entry{std::move(key), t};
-    const std::size_t hash = e->key.hash();
-    const std::size_t at = s.entries.find_or_empty(
-        hash, [e](const registry_entry* other) { return other->key == e->key; });
-    if (s.entries.at(at) == nullptr) {
-      s.entries.insert_at(at, hash, e);
-    } else {
-      s.entries.at(at) = e;  // replaces the earlier task's entry
+    void* block = s.blocks.take();
+    try {
+      s.entries.push_back({key.hash(), nullptr});
+    } catch (...) {
+      s.blocks.give_back(block);
+      throw;
     }
-    s.holders.fetch_add(1, std::memory_order_relaxed);
+    s.last_order = std::max(now, s.last_order + 1);
+    const auto slot = static_cast<std::uint32_t>(s.entries.size() - 1);
+    auto* e = ::new (block) registry_entry{std::move(key), t, s.last_order, index, slot};
+    s.entries.back().entry = e;
+    ++s.holders;
     return *e;
   }
 
-  /// Unlists `e` if no later registration replaced it, frees it and gives up
-  /// its root's hold: this state may be gone when it returns. The tree is
-  /// left to the caller.
+  /// Unlists `e` (unless a clear() did), frees it and gives up its root's
+  /// hold: this state may be gone when it returns. The tree is left to the
+  /// caller.
   [[gnu::noinline]] void leave(registry_entry& e) noexcept {
-    shard& s = shard_of(e.key.hash());
+    shard& s = shards_[e.shard];
+    bool last = false;
     {
       const std::lock_guard lock(s.mutex);
-      const std::size_t at =
-          s.entries.find(e.key.hash(), [&e](const registry_entry* listed) { return listed == &e; });
-      if (at != s.entries.npos) s.entries.erase(at);
+      if (e.slot != registry_entry::unlisted) {
+        listed_entry& moved = s.entries[e.slot] = s.entries.back();
+        moved.entry->slot = e.slot;
+        s.entries.pop_back();
+      }
       e.~registry_entry();
       s.blocks.give_back(&e);
+      last = --s.holders == 0;
     }
-    release_hold(s);
+    if (last) close_shard();
   }
 
   void clear() noexcept {
     for (shard& s : shards_) {
       const std::lock_guard lock(s.mutex);
+      for (const listed_entry& l : s.entries) l.entry->slot = registry_entry::unlisted;
       s.entries.clear();
     }
   }
 
-  /// The tree of the task registered under the key `probe` stands for.
+  /// The tree of the newest task registered under the key `probe` stands
+  /// for. Each shard's candidate is taken under its mutex; a tree passed over
+  /// is given back after it.
   template <class K>
   [[nodiscard]] std::optional<tree> snapshot(const key_probe<K>& probe) const {
-    tree_ref t;
-    {
-      const shard& s = shards_[shard_index(probe.hash)];
-      const std::lock_guard lock(s.mutex);
-      const std::size_t at = s.entries.find(
-          probe.hash, [&probe](const registry_entry* e) { return e->key.matches(probe); });
-      if (at == s.entries.npos) return std::nullopt;
-      t = tree_ref::share(s.entries.at(at)->tree);
+    tree_ref newest;
+    std::uint64_t newest_order = 0;
+    for (const shard& s : shards_) {
+      tree_ref candidate;
+      std::uint64_t candidate_order = 0;
+      {
+        const std::lock_guard lock(s.mutex);
+        for (const listed_entry& l : s.entries) {
+          const registry_entry& e = *l.entry;
+          if (l.hash == probe.hash && e.order > candidate_order && e.key.matches(probe)) {
+            candidate = tree_ref::share(e.tree);
+            candidate_order = e.order;
+          }
+        }
+      }
+      if (candidate_order > newest_order) {
+        newest = std::move(candidate);
+        newest_order = candidate_order;
+      }
     }
-    return snapshot_if_open(*t.get());
+    if (!newest) return std::nullopt;
+    return snapshot_if_open(*newest.get());
   }
 
-  /// Snapshots every tree whose key satisfies `wanted`. Trees are copied one
-  /// at a time, after the shard's mutex is released: registration never waits
-  /// for a snapshot, and tasks wait only for their own tree's copy.
+  /// Snapshots the newest task of every key that satisfies `wanted`. Trees
+  /// are copied one at a time, after the shard's mutex is released:
+  /// registration never waits for a snapshot, and tasks wait only for their
+  /// own tree's copy.
   template <class Predicate>
   [[nodiscard]] std::vector<std::pair<any_key, tree>> snapshot_all(Predicate wanted) const {
     // The thread's, kept between snapshots as the tree walk's stack is (one
     // allocation per snapshot less); emptied on the way out, so that it keeps
     // no tree alive.
-    thread_local std::vector<std::pair<any_key, tree_ref>> found;
+    thread_local std::vector<found_entry> found;
     const scope_exit empty_found{[]() noexcept { found.clear(); }};
     for (const shard& s : shards_) {
       const std::lock_guard lock(s.mutex);
       // Entries and trees are scattered over the heap: they are fetched at
       // once, rather than one cache miss after another.
-      s.entries.for_each([](const registry_entry* e) { __builtin_prefetch(e); });
-      s.entries.for_each([](const registry_entry* e) { __builtin_prefetch(e->tree, 1); });
-      s.entries.for_each([&](const registry_entry* e) {
-        if (wanted(e->key)) found.emplace_back(e->key, tree_ref::share(e->tree));
-      });
+      for (const listed_entry& l : s.entries) __builtin_prefetch(l.entry);
+      for (const listed_entry& l : s.entries) __builtin_prefetch(l.entry->tree, 1);
+      for (const listed_entry& l : s.entries) {
+        const registry_entry& e = *l.entry;
+        if (wanted(e.key)) found.push_back({e.key, tree_ref::share(e.tree), e.order});
+      }
     }
+    drop_shadowed(found);
     std::vector<std::pair<any_key, tree>> trees;
     trees.reserve(found.size());
     // All the trees' nodes in one storage (see snapshot_storage), sized
@@ -151,10 +198,11 @@ class registry_state final : public fork_participant {
     const auto storage = snapshot_storage_.take(std::max(found.size(), last + last / 8));
     for (std::size_t i = 0; i < found.size(); ++i) {
       if (i + prefetch_distance < found.size()) {
-        __builtin_prefetch(found[i + prefetch_distance].second.get(), 1);
+        __builtin_prefetch(found[i + prefetch_distance].tree.get(), 1);
       }
-      if (std::optional<tree> snapshot = snapshot_if_open(*found[i].second.get(), storage)) {
-        trees.emplace_back(std::move(found[i].first), std::move(*snapshot));
+      if (!found[i].tree) continue;  // shadowed
+      if (std::optional<tree> snapshot = snapshot_if_open(*found[i].tree.get(), storage)) {
+        trees.emplace_back(std::move(found[i].key), std::move(*snapshot));
       }
     }
     last_snapshot_nodes_.store(storage->size(), std::memory_order_relaxed);
@@ -162,9 +210,11 @@ class registry_state final : public fork_participant {
   }
 
   /// For dumps made while the program dies: calls `visit(key, tree_state&)`
-  /// for each entry, holding its shard's mutex, and `skip()` for each shard
-  /// whose mutex stays taken (the dying thread may hold it). Allocates
-  /// nothing; waits at most briefly for each mutex.
+  /// for each listed entry (an older task under a key shows too: telling it
+  /// apart would take memory or time a dying process may not have), holding
+  /// its shard's mutex, and `skip()` for each shard whose mutex stays taken
+  /// (the dying thread may hold it). Allocates nothing; waits at most
+  /// briefly for each mutex.
   template <class Visit, class Skip>
   void try_visit_all(Visit visit, Skip skip) const {
     for (const shard& s : shards_) {
@@ -173,22 +223,61 @@ class registry_state final : public fork_participant {
         skip();
         continue;
       }
-      s.entries.for_each([&](const registry_entry* e) { visit(e->key, *e->tree); });
+      for (const listed_entry& l : s.entries) visit(l.entry->key, *l.entry->tree);
     }
   }
 
  private:
-  /// A spin_mutex, as a tree's: a shard's sections are one table operation,
-  /// or a snapshot's copy of the shard's keys (waiters yield).
+  /// A shard's list item: the key's hash beside the entry, so that a lookup
+  /// passes over other keys without loading their entries.
+  struct listed_entry {
+    std::size_t hash;
+    registry_entry* entry;
+  };
+
+  /// A spin_mutex, as a tree's: a shard's sections are an append, a swap, or
+  /// a snapshot's copy of the shard's keys (waiters yield).
   struct alignas(64) shard {
     mutable spin_mutex mutex;
-    hash_slots<registry_entry> entries;  // the entry of each key
+    std::vector<listed_entry> entries;
     node_pool blocks{sizeof(registry_entry)};
-    std::atomic<std::size_t> holders{1};  // the roots registered here, plus the handles
+    std::uint64_t last_order = 0;  // of the newest entry made here
+    std::size_t holders = 1;       // the roots registered here, plus the handles
+  };
+
+  /// An entry as a snapshot found it; its tree is dropped when a newer
+  /// registration of its key was found too.
+  struct found_entry {
+    any_key key;
+    tree_ref tree;
+    std::uint64_t order;
   };
 
   explicit registry_state(const config& cfg) : config_(cfg) { enroll_for_fork(); }
   ~registry_state() { withdraw_from_fork(); }
+
+  /// Keeps, of the entries in `found` with equal keys, the newest's tree
+  /// only: a table of the first entry seen of each key (hash_slots), kept by
+  /// the thread between snapshots.
+  static void drop_shadowed(std::vector<found_entry>& found) {
+    thread_local hash_slots<found_entry> newest_of_key;
+    const scope_exit empty_table{[]() noexcept { newest_of_key.clear(); }};
+    for (found_entry& f : found) {
+      newest_of_key.make_room();
+      const std::size_t hash = f.key.hash();
+      const std::size_t at = newest_of_key.find_or_empty(
+          hash, [&f](const found_entry* seen) { return seen->key == f.key; });
+      found_entry* seen = newest_of_key.at(at);
+      if (seen == nullptr) {
+        newest_of_key.insert_at(at, hash, &f);
+      } else if (seen->order < f.order) {
+        seen->tree = {};
+        newest_of_key.at(at) = &f;
+      } else {
+        f.tree = {};
+      }
+    }
+  }
 
   /// Holds the shards' mutexes and the listed trees' until unlock_after_fork.
   /// The entries cannot change meanwhile, and each points to a live tree.
@@ -200,9 +289,9 @@ class registry_state final : public fork_participant {
       return;  // the trees stay unlocked: a child's dump may wait for one
     }
     for (shard& s : shards_) {
-      s.entries.for_each([this](const registry_entry* e) {
-        trees_locked_for_fork_.push_back(e->tree->lock().release());
-      });
+      for (const listed_entry& l : s.entries) {
+        trees_locked_for_fork_.push_back(l.entry->tree->lock().release());
+      }
     }
   }
 
@@ -220,31 +309,35 @@ class registry_state final : public fork_participant {
   }
 
   void release_hold(shard& s) noexcept {
-    if (s.holders.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
-        open_shards_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      delete this;
+    bool last = false;
+    {
+      const std::lock_guard lock(s.mutex);
+      last = --s.holders == 0;
     }
+    if (last) close_shard();
   }
 
-  /// The top bits of the hash times an odd constant: std::hash of an
-  /// integer is the integer itself, and the low bits of consecutive ids (two
-  /// threads numbering requests from 0 and from 100,000, say) would walk the
-  /// shards in step, meeting on the same one at every registration. Not the
-  /// constant of hash_slots, whose table would otherwise see only keys
-  /// whose top bits are alike.
-  [[nodiscard]] static std::size_t shard_index(std::size_t key_hash) noexcept {
-    constexpr std::uint64_t mix = 0xbf58476d1ce4e5b9;
-    return static_cast<std::size_t>((static_cast<std::uint64_t>(key_hash) * mix) >>
-                                    (64 - shard_bits));
+  /// A shard has no holder left; the last shard to close deletes the state.
+  void close_shard() noexcept {
+    if (open_shards_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
-  [[nodiscard]] shard& shard_of(std::size_t key_hash) noexcept {
-    return shards_[shard_index(key_hash)];
+
+  /// The calling thread's shard: threads are dealt the shards in turn, on
+  /// their first registration in any registry. Out of line and reached with
+  /// one initial-exec access, as the thread's context is (check_tls.sh).
+  [[gnu::noinline]] static std::uint32_t this_thread_shard() noexcept {
+    [[gnu::tls_model("initial-exec")]] constinit static thread_local std::uint32_t shard_plus_one =
+        0;
+    if (shard_plus_one == 0) [[unlikely]] {
+      static std::atomic<std::uint32_t> threads_dealt{0};
+      shard_plus_one = threads_dealt.fetch_add(1, std::memory_order_relaxed) % shard_count + 1;
+    }
+    return shard_plus_one - 1;
   }
 
   /// How many trees ahead of the one being copied a snapshot loads the next.
   static constexpr std::size_t prefetch_distance = 4;
-  static constexpr int shard_bits = 4;
-  static constexpr std::size_t shard_count = std::size_t{1} << shard_bits;
+  static constexpr std::uint32_t shard_count = 16;
   std::array<shard, shard_count> shards_;
   std::atomic<std::size_t> open_shards_{shard_count};
   config config_;
