@@ -92,7 +92,7 @@ class registry {
   [[gnu::noinline]] tree_root register_as(any_key key, span&& root) {
     detail::tree_state* t = detail::tree_state::create(std::move(root), state_->settings());
     try {
-      return tree_root(*state_, state_->enter(std::move(key), t));
+      return tree_root(state_->enter(std::move(key), t));
     } catch (...) {
       t->close_and_release();
       throw;

@@ -30,13 +30,10 @@ inline tree_state* tree_of(const tree_root& root) noexcept;
 /// unused root is destroyed.
 class tree_root {
  public:
-  tree_root(tree_root&& other) noexcept
-      : registry_(std::exchange(other.registry_, nullptr)),
-        entry_(std::exchange(other.entry_, nullptr)) {}
+  tree_root(tree_root&& other) noexcept : entry_(std::exchange(other.entry_, nullptr)) {}
   tree_root& operator=(tree_root&& other) noexcept {
     if (this != &other) {
       end();
-      registry_ = std::exchange(other.registry_, nullptr);
       entry_ = std::exchange(other.entry_, nullptr);
     }
     return *this;
@@ -70,20 +67,21 @@ class tree_root {
   friend class detail::root_awaiter;
   friend detail::tree_state* detail::tree_of(const tree_root& root) noexcept;
 
-  tree_root(detail::registry_state& registry, detail::registry_entry& entry) noexcept
-      : registry_(&registry), entry_(&entry) {}
+  explicit tree_root(detail::registry_entry& entry) noexcept : entry_(&entry) {}
 
   void end() noexcept {
     if (entry_ == nullptr) return;
     detail::tree_state* t = entry_->tree;
     // Leave the registry before giving up the reference that keeps its
     // pointer valid.
-    registry_->leave(*std::exchange(entry_, nullptr));
+    detail::registry_entry& e = *std::exchange(entry_, nullptr);
+    e.registry->leave(e);
     t->close_and_release();
   }
 
-  detail::registry_state* registry_;  // held until end(): see registry_state
-  detail::registry_entry* entry_;     // the root's until end()
+  // The root's until end(). One pointer, so that a task's frame, which
+  // holds the root, stays small.
+  detail::registry_entry* entry_;
 };
 
 namespace detail {
@@ -114,14 +112,15 @@ class root_awaiter {
  public:
   template <class A>
   root_awaiter(A&& awaitable, tree_root& root)
-      : inner_(get_awaiter(std::forward<A>(awaitable))), root_(root), tree_(tree_of(root)) {}
+      : inner_(get_awaiter(std::forward<A>(awaitable))), root_(root) {}
 
   bool await_ready() { return inner_.await_ready(); }
 
   template <class Promise>
   [[gnu::noinline]] auto await_suspend(std::coroutine_handle<Promise> h) {
-    if (tree_ == nullptr) return inner_.await_suspend(h);
-    suspension s = begin_root(*tree_, h.address());
+    tree_state* t = tree_of(root_);
+    if (t == nullptr) return inner_.await_suspend(h);
+    suspension s = begin_root(*t, h.address());
     s.starts_integrated = StartsIntegrated;
     self_ = h.address();
     return suspend_through(inner_, h, s, self_);
@@ -138,7 +137,6 @@ class root_awaiter {
  private:
   Inner inner_;
   tree_root& root_;
-  tree_state* tree_;
   const void* self_ = nullptr;  // the coroutine running the task, once it did
 };
 

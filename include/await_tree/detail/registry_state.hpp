@@ -24,14 +24,17 @@
 
 namespace await_tree::detail {
 
+class registry_state;
+
 /// One registration: a task's key and tree, made by `registry_state::enter`
 /// and owned by the task's root until it gives it to `leave`.
 struct registry_entry {
   any_key key;
   tree_state* tree;
-  std::uint64_t order;  // the registration's time, see registry_state::enter
-  std::uint32_t shard;  // the shard that lists it
-  std::uint32_t slot;   // its place in that shard's list; `unlisted` once cleared
+  registry_state* registry;  // held for the root, see registry_state
+  std::uint64_t order;       // the registration's time, see registry_state::enter
+  std::uint32_t shard;       // the shard that lists it
+  std::uint32_t slot;        // its place in that shard's list; `unlisted` once cleared
 
   static constexpr std::uint32_t unlisted = ~std::uint32_t{0};
 };
@@ -104,7 +107,7 @@ class registry_state final : public fork_participant {
     }
     s.last_order = std::max(now, s.last_order + 1);
     const auto slot = static_cast<std::uint32_t>(s.entries.size() - 1);
-    auto* e = ::new (block) registry_entry{std::move(key), t, s.last_order, index, slot};
+    auto* e = ::new (block) registry_entry{std::move(key), t, this, s.last_order, index, slot};
     s.entries.back().entry = e;
     ++s.holders;
     return *e;
