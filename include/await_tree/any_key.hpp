@@ -176,8 +176,8 @@ class any_key {
                                   : fmt::format("anonymous #{}", anonymous_id_);
   }
 
-  /// Computed once, when the key is made: a registration looks it up in a
-  /// shard and in the shard's map, and its root's end does both again.
+  /// Computed once, when the key is made: a registration lists it beside
+  /// the entry, and lookups and collections compare it before the keys.
   [[nodiscard]] std::size_t hash() const noexcept { return hash_; }
 
   friend bool operator==(const any_key& a, const any_key& b) noexcept {
