@@ -39,4 +39,11 @@ struct config {
   clock_function clock = &coarse_now;
 };
 
+namespace detail {
+/// The clock a config reads: its own, or the default one.
+[[nodiscard]] inline clock_function clock_of(const config& cfg) noexcept {
+  return cfg.clock != nullptr ? cfg.clock : &coarse_now;
+}
+}  // namespace detail
+
 }  // namespace await_tree

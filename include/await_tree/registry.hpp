@@ -8,6 +8,7 @@
 #include <await_tree/tree_root.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -32,10 +33,11 @@ class registry {
       : state_(detail::registry_state::create(cfg), &detail::registry_state::release_handles) {}
 
   /// Registers a task under `key`. Of the live tasks registered under equal
-  /// keys, the newest is the one lookups, collections and dumps show (of two
-  /// registered on different threads within one tick of the coarse clock, 1
-  /// to 4 ms, either): an older one runs on unlisted, and shows again if it
-  /// outlives the newer. A crash dump shows them all.
+  /// keys, the newest by the registry's clock is the one lookups,
+  /// collections and dumps show (of two registered on different threads
+  /// within one tick of the default clock, 1 to 4 ms, either): an older one
+  /// runs on unlisted, and shows again if it outlives the newer. A crash
+  /// dump shows them all.
   /// Text keys (string literals, char pointers, string views) are stored as
   /// `std::string`.
   template <registry_key Key>
@@ -90,9 +92,11 @@ class registry {
   friend struct detail::registry_access;  // the crash handlers' way in
 
   [[gnu::noinline]] tree_root register_as(any_key key, span&& root) {
-    detail::tree_state* t = detail::tree_state::create(std::move(root), state_->settings());
+    const config& cfg = state_->settings();
+    const std::chrono::nanoseconds start = detail::clock_of(cfg)();
+    detail::tree_state* t = detail::tree_state::create(std::move(root), cfg, start);
     try {
-      return tree_root(state_->enter(std::move(key), t));
+      return tree_root(state_->enter(std::move(key), t, start));
     } catch (...) {
       t->close_and_release();
       throw;

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -82,21 +83,22 @@ class registry_state final : public fork_participant {
     return anonymous_ids_.fetch_add(1, std::memory_order_relaxed) + 1;
   }
 
-  /// Lists the task of tree `t` under `key`, in the calling thread's shard.
-  /// The entry holds this state for its root, which must give it to `leave`
-  /// once. Nothing changes when this throws.
+  /// Lists the task of tree `t`, whose root started at `start`, under `key`
+  /// in the calling thread's shard. The entry holds this state for its root,
+  /// which must give it to `leave` once. Nothing changes when this throws.
   ///
-  /// Its order is the time by the kernel's coarse clock, so that the newest
+  /// Its order is that start, by the registry's clock, so that the newest
   /// of equal keys is the one registered last whichever threads registered
-  /// them, to within the clock's tick (1 to 4 ms; the fine clock would cost a
-  /// quarter of a registration); one nanosecond past the shard's last, so
-  /// that a thread's own registrations never tie. Inlined into its one
-  /// caller, which is out of line: a call less per registration (18
+  /// them, to within the clock's resolution (the default clock's tick is 1
+  /// to 4 ms; `steady_now` makes it exact); one nanosecond past the shard's
+  /// last, so that a thread's own registrations never tie. Inlined into its
+  /// one caller, which is out of line: a call less per registration (18
   /// instructions).
-  [[nodiscard, gnu::always_inline]] registry_entry& enter(any_key&& key, tree_state* t) {
+  [[nodiscard, gnu::always_inline]] registry_entry& enter(any_key&& key, tree_state* t,
+                                                          std::chrono::nanoseconds start) {
     const std::uint32_t index = this_thread_shard();
     shard& s = shards_[index];
-    const auto now = static_cast<std::uint64_t>(coarse_now().count());
+    const auto now = static_cast<std::uint64_t>(std::max<std::int64_t>(start.count(), 0));
     const std::lock_guard lock(s.mutex);
     void* block = s.blocks.take();
     try {

@@ -48,11 +48,12 @@ inline constexpr node_id root_node = 1;
 /// requires the mutex to be held by the caller.
 class tree_state {
  public:
-  static tree_state* create(span&& root, const config& cfg) {
+  /// A tree whose root started at `start` (by `cfg`'s clock).
+  static tree_state* create(span&& root, const config& cfg, std::chrono::nanoseconds start) {
     tree_state* t = pool::instance().take();
     if (t == nullptr) t = new tree_state;
     const auto lock = t->lock();
-    t->open(std::move(root), cfg);
+    t->open(std::move(root), cfg, start);
     return t;
   }
 
@@ -251,15 +252,15 @@ class tree_state {
   ~tree_state() = delete;  // recycled, never freed
 
   /// Starts an incarnation: a fresh tree whose only node is the root.
-  void open(span&& root, const config& cfg) {
+  void open(span&& root, const config& cfg, std::chrono::nanoseconds start) {
     root_span_ = std::move(root).long_running();
-    clock_ = cfg.clock ? cfg.clock : &coarse_now;
+    clock_ = clock_of(cfg);
     threshold_ = cfg.long_running_threshold;
     verbose_ = cfg.verbose;
     closed_ = false;
     refs_.store(1, std::memory_order_relaxed);
     slots_[detached_container] = slot{.live = true};
-    slots_[root_node] = slot{.label = &root_span_, .start = clock_(), .live = true};
+    slots_[root_node] = slot{.label = &root_span_, .start = start, .live = true};
   }
 
   /// Ends the incarnation: every position naming it is refused from now on.
@@ -270,7 +271,10 @@ class tree_state {
     free_head_ = no_node;
     instrumented_nodes_ = 0;
     next_order_ = 1;
-    root_span_ = span("");
+    // The root's span stays until the next open() replaces it: resetting it
+    // here cost every registration 14 instructions, and it holds memory only
+    // when the root's name outgrew the span's own buffer or it waits for a
+    // key.
   }
 
   node_id allocate() {
