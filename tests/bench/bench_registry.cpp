@@ -59,21 +59,23 @@ void spawn_tasks(benchmark::State& state) {
 
 /// Registrations per second from one thread, then from two and four at once,
 /// on one registry: the ratios show whether registration serialises (on a
-/// machine with fewer cores than threads, four can only share them).
+/// machine with fewer cores than threads, four can only share them). Keyed
+/// registrations, and anonymous ones from one thread and from two.
 void registration_scaling(benchmark::State& state) {
   constexpr int per_thread = 100'000;
   await_tree::registry reg;
-  const auto register_many = [&](int first_key) {
+  const auto register_many = [&](int first_key, bool anonymous) {
     for (int i = 0; i < per_thread; ++i) {
-      auto root = reg.register_task(first_key + i, "task");
+      auto root =
+          anonymous ? reg.register_anonymous("task") : reg.register_task(first_key + i, "task");
       benchmark::DoNotOptimize(root);
     }
   };
-  const auto per_second = [&](int threads) {
+  const auto per_second = [&](int threads, bool anonymous) {
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> others;
-    for (int t = 1; t < threads; ++t) others.emplace_back(register_many, t * per_thread);
-    register_many(0);
+    for (int t = 1; t < threads; ++t) others.emplace_back(register_many, t * per_thread, anonymous);
+    register_many(0, anonymous);
     for (std::thread& other : others) other.join();
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
     return threads * per_thread / elapsed.count();
@@ -81,20 +83,25 @@ void registration_scaling(benchmark::State& state) {
   std::vector<double> one;
   std::vector<double> two;
   std::vector<double> four;
+  std::vector<double> one_anonymous;
+  std::vector<double> two_anonymous;
   for (auto _ : state) {
-    one.push_back(per_second(1));
-    two.push_back(per_second(2));
-    four.push_back(per_second(4));
+    one.push_back(per_second(1, false));
+    two.push_back(per_second(2, false));
+    four.push_back(per_second(4, false));
+    one_anonymous.push_back(per_second(1, true));
+    two_anonymous.push_back(per_second(2, true));
   }
   state.counters["one_thread_per_s"] = bench::median(one);
   state.counters["two_threads_per_s"] = bench::median(two);
   state.counters["four_threads_per_s"] = bench::median(four);
   state.counters["scaling"] = bench::median(two) / bench::median(one);
   state.counters["scaling_4"] = bench::median(four) / bench::median(one);
+  state.counters["scaling_anonymous"] = bench::median(two_anonymous) / bench::median(one_anonymous);
 }
 
 /// Memory per registered idle task: the heap the registry takes (the tree,
-/// its node arena, the entry and its share of the buckets) and the root, which
+/// its node arena, the entry, in slabs of 32) and the root, which
 /// lives in the task's own frame. Tasks are registered past the peak of the
 /// earlier benchmarks first, so that the measured ones get fresh trees, not
 /// pooled ones whose memory is already counted.

@@ -46,7 +46,8 @@ struct registry_entry {
 /// line; an entry is removed from the shard it was listed in, by whichever
 /// thread ends its task. A shard keeps its entries in a dense list (an entry
 /// knows its place), so that registering is an append and ending a task one
-/// swap with the last entry: no lookup on either path.
+/// swap with the last entry: no lookup on either path. The entries come from
+/// slabs of the shard's own (node_pool).
 ///
 /// Lookups by key are the rare path and resolve across the shards: of the
 /// live entries with equal keys, the newest registration wins. An older task
@@ -79,8 +80,13 @@ class registry_state final : public fork_participant {
   }
 
   [[nodiscard]] const config& settings() const noexcept { return config_; }
+  /// A number no other anonymous task of this registry has, from 1 up. Each
+  /// shard deals its own (shard i: i + 1, i + 1 + 16, ...), so that threads
+  /// registering anonymous tasks at once write no common cache line.
   [[nodiscard]] std::uint64_t next_anonymous_id() noexcept {
-    return anonymous_ids_.fetch_add(1, std::memory_order_relaxed) + 1;
+    const std::uint32_t index = this_thread_shard();
+    const std::uint64_t n = shards_[index].anonymous_ids.fetch_add(1, std::memory_order_relaxed);
+    return n * shard_count + index + 1;
   }
 
   /// Lists the task of tree `t`, whose root started at `start`, under `key`
@@ -102,7 +108,7 @@ class registry_state final : public fork_participant {
     const std::lock_guard lock(s.mutex);
     void* block = s.blocks.take();
     try {
-      s.entries.push_back({key.hash(), nullptr});
+      s.entries.push_back(nullptr);
     } catch (...) {
       s.blocks.give_back(block);
       throw;
@@ -110,7 +116,7 @@ class registry_state final : public fork_participant {
     s.last_order = std::max(now, s.last_order + 1);
     const auto slot = static_cast<std::uint32_t>(s.entries.size() - 1);
     auto* e = ::new (block) registry_entry{std::move(key), t, this, s.last_order, index, slot};
-    s.entries.back().entry = e;
+    s.entries.back() = e;
     ++s.holders;
     return *e;
   }
@@ -124,8 +130,8 @@ class registry_state final : public fork_participant {
     {
       const std::lock_guard lock(s.mutex);
       if (e.slot != registry_entry::unlisted) {
-        listed_entry& moved = s.entries[e.slot] = s.entries.back();
-        moved.entry->slot = e.slot;
+        registry_entry* moved = s.entries[e.slot] = s.entries.back();
+        moved->slot = e.slot;
         s.entries.pop_back();
       }
       e.~registry_entry();
@@ -138,7 +144,7 @@ class registry_state final : public fork_participant {
   void clear() noexcept {
     for (shard& s : shards_) {
       const std::lock_guard lock(s.mutex);
-      for (const listed_entry& l : s.entries) l.entry->slot = registry_entry::unlisted;
+      for (registry_entry* e : s.entries) e->slot = registry_entry::unlisted;
       s.entries.clear();
     }
   }
@@ -155,11 +161,10 @@ class registry_state final : public fork_participant {
       std::uint64_t candidate_order = 0;
       {
         const std::lock_guard lock(s.mutex);
-        for (const listed_entry& l : s.entries) {
-          const registry_entry& e = *l.entry;
-          if (l.hash == probe.hash && e.order > candidate_order && e.key.matches(probe)) {
-            candidate = tree_ref::share(e.tree);
-            candidate_order = e.order;
+        for (const registry_entry* e : s.entries) {
+          if (e->key.hash() == probe.hash && e->order > candidate_order && e->key.matches(probe)) {
+            candidate = tree_ref::share(e->tree);
+            candidate_order = e->order;
           }
         }
       }
@@ -185,13 +190,11 @@ class registry_state final : public fork_participant {
     const scope_exit empty_found{[]() noexcept { found.clear(); }};
     for (const shard& s : shards_) {
       const std::lock_guard lock(s.mutex);
-      // Entries and trees are scattered over the heap: they are fetched at
-      // once, rather than one cache miss after another.
-      for (const listed_entry& l : s.entries) __builtin_prefetch(l.entry);
-      for (const listed_entry& l : s.entries) __builtin_prefetch(l.entry->tree, 1);
-      for (const listed_entry& l : s.entries) {
-        const registry_entry& e = *l.entry;
-        if (wanted(e.key)) found.push_back({e.key, tree_ref::share(e.tree), e.order});
+      // The trees are scattered over the heap (the entries lie in slabs):
+      // they are fetched at once, rather than one cache miss after another.
+      for (const registry_entry* e : s.entries) __builtin_prefetch(e->tree, 1);
+      for (const registry_entry* e : s.entries) {
+        if (wanted(e->key)) found.push_back({e->key, tree_ref::share(e->tree), e->order});
       }
     }
     drop_shadowed(found);
@@ -228,26 +231,20 @@ class registry_state final : public fork_participant {
         skip();
         continue;
       }
-      for (const listed_entry& l : s.entries) visit(l.entry->key, *l.entry->tree);
+      for (const registry_entry* e : s.entries) visit(e->key, *e->tree);
     }
   }
 
  private:
-  /// A shard's list item: the key's hash beside the entry, so that a lookup
-  /// passes over other keys without loading their entries.
-  struct listed_entry {
-    std::size_t hash;
-    registry_entry* entry;
-  };
-
   /// A spin_mutex, as a tree's: a shard's sections are an append, a swap, or
   /// a snapshot's copy of the shard's keys (waiters yield).
   struct alignas(64) shard {
     mutable spin_mutex mutex;
-    std::vector<listed_entry> entries;
+    std::vector<registry_entry*> entries;
     node_pool blocks{sizeof(registry_entry)};
-    std::uint64_t last_order = 0;  // of the newest entry made here
-    std::size_t holders = 1;       // the roots registered here, plus the handles
+    std::uint64_t last_order = 0;                 // of the newest entry made here
+    std::size_t holders = 1;                      // the roots registered here, plus the handles
+    std::atomic<std::uint64_t> anonymous_ids{0};  // dealt here so far
   };
 
   /// An entry as a snapshot found it; its tree is dropped when a newer
@@ -294,8 +291,8 @@ class registry_state final : public fork_participant {
       return;  // the trees stay unlocked: a child's dump may wait for one
     }
     for (shard& s : shards_) {
-      for (const listed_entry& l : s.entries) {
-        trees_locked_for_fork_.push_back(l.entry->tree->lock().release());
+      for (const registry_entry* e : s.entries) {
+        trees_locked_for_fork_.push_back(e->tree->lock().release());
       }
     }
   }
@@ -346,7 +343,6 @@ class registry_state final : public fork_participant {
   std::array<shard, shard_count> shards_;
   std::atomic<std::size_t> open_shards_{shard_count};
   config config_;
-  std::atomic<std::uint64_t> anonymous_ids_{0};
   mutable snapshot_storage snapshot_storage_;
   mutable std::atomic<std::size_t> last_snapshot_nodes_{0};  // how many snapshot_all copied
   std::vector<spin_mutex*> trees_locked_for_fork_;           // only from before to after a fork

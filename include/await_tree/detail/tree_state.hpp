@@ -398,18 +398,20 @@ class tree_state {
     return no_node;
   }
 
+  // The small fields first, packed behind the lock: an idle registered
+  // task's tree is 136 bytes (a 144-byte heap chunk).
   mutable spin_mutex mutex_;
+  bool verbose_ = false;
+  bool closed_ = false;
   std::atomic<std::uint32_t> refs_{1};  // the root's
   std::uint32_t incarnation_ = 0;
-  std::vector<slot> slots_;
   node_id free_head_ = no_node;
-  std::size_t instrumented_nodes_ = 0;
+  std::uint32_t instrumented_nodes_ = 0;
+  std::vector<slot> slots_;
   std::uint64_t next_order_ = 1;
   span root_span_{""};
   clock_function clock_ = &coarse_now;
   std::chrono::nanoseconds threshold_{};
-  bool verbose_ = false;
-  bool closed_ = false;
 };
 
 using tree_ref = counted_ref<tree_state>;
