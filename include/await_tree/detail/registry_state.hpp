@@ -40,7 +40,7 @@ struct registry_entry {
   static constexpr std::uint32_t unlisted = ~std::uint32_t{0};
 };
 
-/// The live registrations, in shards of one cache line each. A thread
+/// The live registrations, in shards on cache lines of their own. A thread
 /// registers its tasks in a shard of its own (threads are dealt the shards in
 /// turn), so that threads registering at once share no lock and no cache
 /// line; an entry is removed from the shard it was listed in, by whichever
@@ -80,6 +80,7 @@ class registry_state final : public fork_participant {
   }
 
   [[nodiscard]] const config& settings() const noexcept { return config_; }
+
   /// A number no other anonymous task of this registry has, from 1 up. Each
   /// shard deals its own (shard i: i + 1, i + 1 + 16, ...), so that threads
   /// registering anonymous tasks at once write no common cache line.
@@ -236,8 +237,8 @@ class registry_state final : public fork_participant {
   }
 
  private:
-  /// A spin_mutex, as a tree's: a shard's sections are an append, a swap, or
-  /// a snapshot's copy of the shard's keys (waiters yield).
+  /// A spin_mutex, as a tree's: a shard's sections are an append, a swap, a
+  /// lookup's scan or a snapshot's copy of the shard's keys (waiters yield).
   struct alignas(64) shard {
     mutable spin_mutex mutex;
     std::vector<registry_entry*> entries;
