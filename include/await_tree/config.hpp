@@ -40,9 +40,11 @@ struct config {
 };
 
 namespace detail {
-/// The clock a config reads: its own, or the default one.
-[[nodiscard]] inline clock_function clock_of(const config& cfg) noexcept {
-  return cfg.clock != nullptr ? cfg.clock : &coarse_now;
+/// `cfg` with its clock resolved (a null clock is the default one), so that
+/// a registry reads its clock without a test.
+[[nodiscard]] inline config resolved(config cfg) noexcept {
+  if (cfg.clock == nullptr) cfg.clock = &coarse_now;
+  return cfg;
 }
 }  // namespace detail
 

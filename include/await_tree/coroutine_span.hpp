@@ -49,7 +49,7 @@ class [[nodiscard(
   /// Adds `label`'s node under the coroutine's position and makes it the
   /// position of the coroutine's awaits from now on.
   [[gnu::noinline]] void open(detail::coroutine_context & c, const span& label, const void* frame) {
-    detail::thread_context& tc = detail::this_thread_context();
+    detail::thread_context& tc = detail::thread_context_in_place();
     if (!c.started) detail::start(c, tc, frame);
     if (c.home.empty()) return;
     detail::tree_state& t = *c.home.tree;
@@ -71,7 +71,7 @@ class [[nodiscard(
     detail::tree_state& t = *context_->home.tree;
     context_->home = std::exchange(outer_, {});
     // When the frame is destroyed while suspended, the thread runs other code.
-    detail::thread_context& tc = detail::this_thread_context();
+    detail::thread_context& tc = detail::thread_context_in_place();
     if (tc.here.frame == frame_ && tc.here.kind == detail::context_kind::running) {
       tc.set({context_->home, frame_, detail::context_kind::running});
     }

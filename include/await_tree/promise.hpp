@@ -88,8 +88,14 @@ class final_awaiter {
   template <class Promise>
   [[gnu::noinline]] auto await_suspend(std::coroutine_handle<Promise> h) noexcept {
     constexpr bool integrated = std::is_base_of_v<promise_mixin, Promise>;
-    context_state give_back;
-    if constexpr (integrated) give_back = begin_final(context_of(h), h.address());
+    // Initialised at once: declared, then assigned, it was cleared first.
+    const context_state give_back = [&] {
+      if constexpr (integrated) {
+        return begin_final(context_of(h), h.address());
+      } else {
+        return context_state{};
+      }
+    }();
     const auto end = [&](handoff how, const void* next) {
       if constexpr (integrated) end_final(give_back, how, next);
     };

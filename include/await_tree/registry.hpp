@@ -93,7 +93,7 @@ class registry {
 
   [[gnu::noinline]] tree_root register_as(any_key key, span&& root) {
     const config& cfg = state_->settings();
-    const std::chrono::nanoseconds start = detail::clock_of(cfg)();
+    const std::chrono::nanoseconds start = cfg.clock();
     detail::tree_state* t = detail::tree_state::create(std::move(root), cfg, start);
     try {
       return tree_root(state_->enter(std::move(key), t, start));

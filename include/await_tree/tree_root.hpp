@@ -70,13 +70,7 @@ class tree_root {
   explicit tree_root(detail::registry_entry& entry) noexcept : entry_(&entry) {}
 
   void end() noexcept {
-    if (entry_ == nullptr) return;
-    detail::tree_state* t = entry_->tree;
-    // Leave the registry before giving up the reference that keeps its
-    // pointer valid.
-    detail::registry_entry& e = *std::exchange(entry_, nullptr);
-    e.registry->leave(e);
-    t->close_and_release();
+    if (entry_ != nullptr) detail::registry_state::end_task(*std::exchange(entry_, nullptr));
   }
 
   // The root's until end(). One pointer, so that a task's frame, which
@@ -93,7 +87,7 @@ inline tree_state* tree_of(const tree_root& root) noexcept {
 /// Before the hand-off of the await that runs a task: the task's root is a
 /// bracketed region of the task, for whatever the await starts.
 [[gnu::noinline]] inline suspension begin_root(tree_state& t, const void* self) noexcept {
-  thread_context& tc = this_thread_context();
+  thread_context& tc = thread_context_in_place();
   const suspension s{tc.here, tc.here, t.root_position(), true};
   tc.set({s.at, self, context_kind::window});
   return s;
@@ -103,8 +97,10 @@ inline tree_state* tree_of(const tree_root& root) noexcept {
 /// activation carried to it is what runs here now (the runtime's own code,
 /// which may have been started inline by another task).
 [[gnu::noinline]] inline void end_root(const void* self) noexcept {
-  thread_context& tc = this_thread_context();
-  tc.set(tc.take_resumer(self));
+  thread_context& tc = thread_context_in_place();
+  context_state resumer;
+  tc.take_resumer(self, resumer);
+  tc.set(resumer);
 }
 
 template <class Inner, bool StartsIntegrated>

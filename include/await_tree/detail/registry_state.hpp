@@ -122,10 +122,20 @@ class registry_state final : public fork_participant {
     return *e;
   }
 
+  /// A task's root has ended: its entry leaves the registry, then its tree
+  /// closes and loses the root's reference (in that order: the entry's
+  /// pointer stays valid while the entry is listed). One call for both.
+  [[gnu::noinline]] static void end_task(registry_entry& e) noexcept {
+    tree_state* t = e.tree;
+    e.registry->leave(e);
+    t->close_and_release();
+  }
+
+ private:
   /// Unlists `e` (unless a clear() did), frees it and gives up its root's
   /// hold: this state may be gone when it returns. The tree is left to the
   /// caller.
-  [[gnu::noinline]] void leave(registry_entry& e) noexcept {
+  [[gnu::always_inline]] void leave(registry_entry& e) noexcept {
     shard& s = shards_[e.shard];
     bool last = false;
     {
@@ -142,6 +152,7 @@ class registry_state final : public fork_participant {
     if (last) close_shard();
   }
 
+ public:
   void clear() noexcept {
     for (shard& s : shards_) {
       const std::lock_guard lock(s.mutex);
@@ -256,7 +267,7 @@ class registry_state final : public fork_participant {
     std::uint64_t order;
   };
 
-  explicit registry_state(const config& cfg) : config_(cfg) { enroll_for_fork(); }
+  explicit registry_state(const config& cfg) : config_(resolved(cfg)) { enroll_for_fork(); }
   ~registry_state() { withdraw_from_fork(); }
 
   /// Keeps, of the entries in `found` with equal keys, the newest's tree
@@ -343,7 +354,7 @@ class registry_state final : public fork_participant {
   static constexpr std::uint32_t shard_count = 16;
   std::array<shard, shard_count> shards_;
   std::atomic<std::size_t> open_shards_{shard_count};
-  config config_;
+  config config_;  // resolved: its clock is never null
   mutable snapshot_storage snapshot_storage_;
   mutable std::atomic<std::size_t> last_snapshot_nodes_{0};  // how many snapshot_all copied
   std::vector<spin_mutex*> trees_locked_for_fork_;           // only from before to after a fork

@@ -143,7 +143,7 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
   c.started = true;
   if (tc.idle()) return;  // outside any task, with nothing to give back
   c.home = tc.vouches_for(self) ? tc.here.at : position{};
-  c.resumer = tc.take_resumer(self);
+  tc.take_resumer(self, c.resumer);
   tc.run(c.home, self);
 }
 
@@ -151,20 +151,27 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 /// leaves the thread as it is: code started inside it belongs where the
 /// coroutine runs. An instrumented one attaches its node there (or under the
 /// node of the await it is nested in) and makes it a window for that code.
-[[gnu::always_inline]] inline void begin_integrated(coroutine_context& c, node_owner* owner,
-                                                    const void* self, suspension& s) {
+///
+/// The suspension is returned whole, every member given: declared empty and
+/// filled in, it was cleared first (20 instructions an await).
+[[gnu::always_inline]] inline suspension begin_integrated(coroutine_context& c, node_owner* owner,
+                                                          const void* self,
+                                                          bool starts_integrated) {
   thread_context& tc = thread_context_in_place();
   if (!c.started) start(c, tc, self);
-  s.give_back = c.resumer;
-  s.at = c.home;
-  if (owner == nullptr) return;
+  suspension s{.before = tc.here,
+               .give_back = c.resumer,
+               .at = c.home,
+               .changed = false,
+               .starts_integrated = starts_integrated};
+  if (owner == nullptr) return s;
   const bool nested = tc.here.kind == context_kind::window && tc.here.frame == self;
   const position node = owner->attach(nested ? tc.here.at : c.home, true);
-  if (node.empty()) return;
-  s.before = tc.here;
+  if (node.empty()) return s;
   s.at = node;
   s.changed = true;
   tc.set({node, self, context_kind::window});
+  return s;
 }
 
 /// Before the hand-off of a plain coroutine's instrumented await: a node only
@@ -202,7 +209,7 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
         // and takes what it gives back; any other is only vouched for.
         const context_kind kind =
             s.starts_integrated ? context_kind::running : context_kind::for_frame;
-        tc.set({s.at, next, kind});
+        tc.transfer({s.at, next, kind});
       }
       if (s.starts_integrated || tc.here.kind == context_kind::running) {
         tc.carry(s.give_back, next);
@@ -232,7 +239,7 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
     c.resumer = {};
     return;
   }
-  c.resumer = tc.take_resumer(self);
+  tc.take_resumer(self, c.resumer);
   tc.run(c.home, self);
 }
 
@@ -243,11 +250,18 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 }
 
 /// An integrated coroutine reaches its final suspend point: whatever runs
-/// next on this thread, its activation is over.
+/// next on this thread, its activation is over. One that ends without having
+/// awaited anything (a child that completes at once) only takes what it
+/// gives back: its position would serve no await, and end_final replaces
+/// the thread's state anyway.
 [[gnu::always_inline]] inline context_state begin_final(coroutine_context& c,
                                                         const void* self) noexcept {
-  thread_context& tc = thread_context_in_place();
-  if (!c.started) start(c, tc, self);
+  if (!c.started) {
+    c.started = true;
+    thread_context& tc = thread_context_in_place();
+    if (tc.idle()) return {};  // outside any task, with nothing to give back
+    tc.take_resumer(self, c.resumer);
+  }
   return c.resumer;
 }
 

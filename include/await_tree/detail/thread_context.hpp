@@ -154,6 +154,18 @@ struct thread_context {
     publish(s.says_task_runs() ? s.at : position{});
   }
 
+  /// set() for a symmetric transfer: when the code of the task goes on at
+  /// the same position (from a window to the coroutine started at its node),
+  /// what is published stays, and only the coroutine is renamed.
+  [[gnu::always_inline]] void transfer(const context_state& s) noexcept {
+    if (s.kind == context_kind::running && says_task_runs() && here.at == s.at) {
+      here.frame = s.frame;
+      here.kind = s.kind;
+      return;
+    }
+    set(s);
+  }
+
   /// Integrated coroutine `frame` runs at `at`: set() unless it is so already
   /// (a coroutine starting where the transfer to it said it would).
   void run(const position& at, const void* frame) noexcept {
@@ -203,22 +215,28 @@ struct thread_context {
   }
 
   /// What a coroutine `self` starting or resuming now gives back when it
-  /// next suspends: what was carried or handed back to it, else what ran
-  /// before it (never its own state: that was handed to it by a transfer
-  /// whose carried state is gone).
-  [[nodiscard, gnu::always_inline]] context_state take_resumer(const void* self) noexcept {
+  /// next suspends, written to `out`: what was carried or handed back to it,
+  /// else what ran before it (never its own state: that was handed to it by
+  /// a transfer whose carried state is gone). Written in place: returned by
+  /// value, the choice between two states was built on the stack and copied.
+  [[gnu::always_inline]] void take_resumer(const void* self, context_state& out) noexcept {
     for (std::uint32_t i = carried_count; i-- > 0;) {
       if (carried[i].frame == self) {
         carried_count = i;  // those above belong to activations that have ended
-        return carried[i].state;
+        out = carried[i].state;
+        return;
       }
     }
-    if (handed_back_to == self) return here;
-    return here.frame == self ? context_state{} : here;
+    if (handed_back_to == self || here.frame != self) {
+      out = here;
+    } else {
+      out = {};
+    }
   }
 
  private:
   void publish(const position& p) noexcept;
+  void publish_first(const position& p) noexcept;  // the thread's first, which lists it
 };
 
 /// The threads that have published a position, for snapshots. Never freed:
@@ -273,13 +291,21 @@ struct thread_listing {
 }
 
 inline void thread_context::publish(const position& p) noexcept {
-  if (!listed) {
-    if (p.empty()) return;
-    try {
-      list_this_thread(*this);
-    } catch (...) {
-      return;  // no memory for the list: this thread's markers are not shown
-    }
+  if (!listed) [[unlikely]] {
+    publish_first(p);
+    return;
+  }
+  published.store(p);
+}
+
+// Out of line and cold: with the listing's call and handler inlined, every
+// set() saved and restored five registers (10 instructions).
+[[gnu::noinline, gnu::cold]] inline void thread_context::publish_first(const position& p) noexcept {
+  if (p.empty()) return;
+  try {
+    list_this_thread(*this);
+  } catch (...) {
+    return;  // no memory for the list: this thread's markers are not shown
   }
   published.store(p);
 }

@@ -104,18 +104,21 @@ class tracing_awaiter {
 
   template <class Promise>
   [[gnu::noinline]] auto await_suspend(std::coroutine_handle<Promise> h) {
-    suspension s;
     if constexpr (integrated_promise<Promise>) {
+      self_ = h.address();
       context_ = &context_of(h);
-      begin_integrated(*context_, owner_, h.address(), s);
-    } else if (owner_ == nullptr || !begin_plain(*owner_, h.address(), s)) {
-      return inner_.await_suspend(h);  // nothing to show: only forward
+      const suspension s = begin_integrated(*context_, owner_, self_, StartsIntegrated);
+      return suspend_through(inner_, h, s, self_);
     } else {
-      parent_ = s.before.at;
+      suspension s;
+      if (owner_ == nullptr || !begin_plain(*owner_, h.address(), s)) {
+        return inner_.await_suspend(h);  // nothing to show: only forward
+      }
+      self_ = h.address();
+      parent_ = s.give_back.at;
+      s.starts_integrated = StartsIntegrated;
+      return suspend_through(inner_, h, s, self_);
     }
-    s.starts_integrated = StartsIntegrated;
-    self_ = h.address();
-    return suspend_through(inner_, h, s, self_);
   }
 
   // The bookkeeping runs after the wrapped await_resume (or as its exception
