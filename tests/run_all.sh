@@ -23,6 +23,9 @@
 #   clang-asan-ubsan   clang++-16, AddressSanitizer (+LeakSanitizer) + UBSan
 #   clang-tsan         clang++-16, ThreadSanitizer
 #   bench-smoke        the benchmarks (tests/bench), Release, each run briefly
+#   instructions       tests/bench/instructions.sh --check: instructions per
+#                      operation under callgrind (GCC, Release), each row
+#                      against its ceiling
 #   fuzz               the libFuzzer targets (tests/fuzz/fuzz_*), clang++-16 with
 #                      -fsanitize=fuzzer,address,undefined, each run for
 #                      AWAIT_TREE_FUZZ_SECONDS on a scratch copy of its seed
@@ -93,7 +96,7 @@ configs=(
   "clang-tsan|clang++-16|Debug|-O1 $tsan_flags|tsan|$no_boost"
 )
 all_steps=(gcc-plain install subdir gcc-asan-ubsan gcc-tsan gcc-glibcxx-debug
-  clang-plain clang-asan-ubsan clang-tsan bench-smoke fuzz)
+  clang-plain clang-asan-ubsan clang-tsan bench-smoke instructions fuzz)
 
 # ---------------------------------------------------------------------------
 # Output helpers
@@ -468,6 +471,7 @@ run_step() {  # step name
     install) run_install_check ;;
     subdir) run_subdir_check ;;
     bench-smoke) run_bench_smoke ;;
+    instructions) AWAIT_TREE_BUILD_ROOT="$build_root" bash "$repo_root/tests/bench/instructions.sh" --check ;;
     fuzz) run_fuzz ;;
     *) run_config "$1" ;;
   esac

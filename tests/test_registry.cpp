@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -198,6 +199,48 @@ TEST_CASE("keys with equal hashes are told apart, whichever of them ends first",
     }
   }
   CHECK(reg.collect_all().empty());
+}
+
+namespace {
+
+/// A key too large to be held in place, whose copy throws for a negative
+/// id: the registration fails while its entry is being made.
+struct fragile_key {
+  int id;
+  std::array<char, 40> padding{};
+
+  explicit fragile_key(int i) : id(i) {}
+  fragile_key(const fragile_key& other) : id(other.id) {
+    if (id < 0) throw std::runtime_error("fragile key copied");
+  }
+  fragile_key& operator=(const fragile_key&) = default;
+  friend bool operator==(const fragile_key& a, const fragile_key& b) { return a.id == b.id; }
+};
+
+}  // namespace
+
+template <>
+struct std::hash<fragile_key> {
+  std::size_t operator()(const fragile_key& k) const noexcept { return std::hash<int>{}(k.id); }
+};
+
+template <>
+struct fmt::formatter<fragile_key> : fmt::formatter<int> {
+  template <class FormatContext>
+  auto format(const fragile_key& k, FormatContext& ctx) const {
+    return fmt::formatter<int>::format(k.id, ctx);
+  }
+};
+
+TEST_CASE("a key that throws while it is stored leaves the registry as it was", "[registry]") {
+  registry reg = manual_registry();
+  const tree_root kept = reg.register_task(fragile_key(1), "kept");
+  CHECK_THROWS_AS(reg.register_task(fragile_key(-1), "refused"), std::runtime_error);
+  CHECK(reg.collect_all().size() == 1);
+  const tree_root next = reg.register_task(fragile_key(2), "next");
+  CHECK(text_of(reg, fragile_key(2)) == "next [0ns]\n");
+  CHECK(text_of(reg, fragile_key(1)) == "kept [0ns]\n");
+  CHECK(reg.collect<fragile_key>().size() == 2);
 }
 
 TEST_CASE("a root's key is its registration's, and no task's once it has ended", "[registry]") {

@@ -42,11 +42,12 @@ namespace detail {
 template <class K>
 concept user_key = !std::same_as<K, any_key> && registry_key<K>;
 
-/// How an any_key copies, compares and prints the key it holds: one
+/// How an any_key copies, compares, hashes and prints the key it holds: one
 /// table per stored key type, in place of a virtual class on the heap.
 struct key_operations {
   const std::type_info& type;
   bool (*equals)(const void* storage, const void* other_storage) noexcept;
+  std::size_t (*hash)(const void* storage);
   std::string (*to_string)(const void* storage);
   void (*copy)(const void* from, void* to);
   void (*relocate)(void* from, void* to) noexcept;  // moves, then destroys `from`
@@ -78,12 +79,14 @@ template <class K>
   }
 }
 
-template <class K>
-[[nodiscard]] key_holder<K> make_key_holder(K key) {
+/// The holder of the stored form of `key`, a `K`: made in the caller's
+/// place, so that a key held in place is never moved (a prvalue all the way).
+template <class K, class Key>
+[[nodiscard]] key_holder<K> make_key_holder(Key&& key) {
   if constexpr (key_held_in_place<K>) {
-    return key;
+    return to_stored_key(std::forward<Key>(key));
   } else {
-    return std::make_shared<const K>(std::move(key));
+    return std::make_shared<const K>(to_stored_key(std::forward<Key>(key)));
   }
 }
 
@@ -94,6 +97,7 @@ inline constexpr key_operations operations_of{
         [](const void* storage, const void* other_storage) noexcept {
           return held_key<K>(storage) == held_key<K>(other_storage);
         },
+    .hash = [](const void* storage) -> std::size_t { return std::hash<K>{}(held_key<K>(storage)); },
     .to_string = [](const void* storage) { return fmt::format("{}", held_key<K>(storage)); },
     .copy =
         [](const void* from, void* to) {
@@ -122,12 +126,11 @@ class any_key {
   explicit any_key(K key) {
     using stored = detail::stored_key_t<K>;
     ::new (static_cast<void*>(storage_))
-        detail::key_holder<stored>(detail::make_key_holder(detail::to_stored_key(std::move(key))));
+        detail::key_holder<stored>(detail::make_key_holder<stored>(std::move(key)));
     operations_ = &detail::operations_of<stored>;
-    hash_ = std::hash<stored>{}(detail::held_key<stored>(storage_));
   }
 
-  any_key(const any_key& other) : hash_(other.hash_) {
+  any_key(const any_key& other) {
     if (other.operations_ != nullptr) {
       other.operations_->copy(other.storage_, storage_);
     } else {
@@ -136,7 +139,7 @@ class any_key {
     operations_ = other.operations_;
   }
   /// Leaves `other` the key `anonymous #0`.
-  any_key(any_key&& other) noexcept : hash_(other.hash_) { take(other); }
+  any_key(any_key&& other) noexcept { take(other); }
   any_key& operator=(const any_key& other) {
     if (this != &other) *this = any_key(other);
     return *this;
@@ -144,7 +147,6 @@ class any_key {
   any_key& operator=(any_key&& other) noexcept {
     if (this != &other) {
       reset();
-      hash_ = other.hash_;
       take(other);
     }
     return *this;
@@ -160,8 +162,7 @@ class any_key {
   template <class K>
   [[nodiscard]] const K* get() const noexcept {
     detail::require_stored_form<K>();
-    if (operations_ == nullptr || operations_->type != typeid(K)) return nullptr;
-    return &detail::held_key<K>(storage_);
+    return holds<K>() ? &detail::held_key<K>(storage_) : nullptr;
   }
 
   /// Whether this is the key `probe` looks for.
@@ -177,15 +178,19 @@ class any_key {
                                   : fmt::format("anonymous #{}", anonymous_id_);
   }
 
-  /// Computed once, when the key is made: a registration lists it beside
-  /// the entry, and lookups and collections compare it before the keys.
-  [[nodiscard]] std::size_t hash() const noexcept { return hash_; }
+  /// The key's `std::hash`, computed when asked: registering a task never
+  /// pays for it, only the collections that group keys do. Throws what the
+  /// key type's hash throws.
+  [[nodiscard]] std::size_t hash() const {
+    return operations_ != nullptr ? operations_->hash(storage_)
+                                  : std::hash<std::uint64_t>{}(anonymous_id_);
+  }
 
   friend bool operator==(const any_key& a, const any_key& b) noexcept {
     if (a.operations_ == nullptr || b.operations_ == nullptr) {
       return a.operations_ == b.operations_ && a.anonymous_id_ == b.anonymous_id_;
     }
-    return a.hash_ == b.hash_ && a.operations_->type == b.operations_->type &&
+    return a.operations_->type == b.operations_->type &&
            a.operations_->equals(a.storage_, b.storage_);
   }
 
@@ -193,8 +198,16 @@ class any_key {
   // A tag, not a bare integer: keys of type std::uint64_t must reach the
   // public constructor.
   struct anonymous_tag {};
-  any_key(anonymous_tag, std::uint64_t anonymous_id) noexcept
-      : hash_(std::hash<std::uint64_t>{}(anonymous_id)), anonymous_id_(anonymous_id) {}
+  any_key(anonymous_tag, std::uint64_t anonymous_id) noexcept : anonymous_id_(anonymous_id) {}
+
+  /// Whether the key is a `K`. The table's address answers at once when the
+  /// key was made in this binary; a key made in another shared object has
+  /// its own copy of the table, and then the type names decide.
+  template <class K>
+  [[nodiscard]] bool holds() const noexcept {
+    if (operations_ == &detail::operations_of<K>) return true;
+    return operations_ != nullptr && operations_->type == typeid(K);
+  }
 
   void take(any_key& other) noexcept {
     if (other.operations_ != nullptr) {
@@ -210,7 +223,6 @@ class any_key {
   }
 
   const detail::key_operations* operations_ = nullptr;  // null: anonymous
-  std::size_t hash_ = 0;
   // The key, or an anonymous task's number: they share the bytes, so that a
   // registry entry is 8 bytes smaller.
   union {
@@ -223,7 +235,7 @@ class any_key {
 
 template <>
 struct std::hash<await_tree::any_key> {
-  std::size_t operator()(const await_tree::any_key& k) const noexcept { return k.hash(); }
+  std::size_t operator()(const await_tree::any_key& k) const { return k.hash(); }
 };
 
 template <>

@@ -42,17 +42,19 @@ class registry {
   /// `std::string`.
   template <registry_key Key>
   [[nodiscard]] tree_root register_task(Key key, span root) {
-    return register_as(any_key(std::move(key)), std::move(root));
+    return register_as([&key] { return any_key(std::move(key)); }, std::move(root));
   }
 
   /// Registers a task that is listed only by collect_anonymous/collect_all.
   [[nodiscard]] tree_root register_anonymous(span root) {
-    return register_as(any_key::anonymous(state_->next_anonymous_id()), std::move(root));
+    detail::registry_state& state = *state_;
+    return register_as([&state] { return any_key::anonymous(state.next_anonymous_id()); },
+                       std::move(root));
   }
 
   /// The tree of the newest task registered under a key equal to `key`; text
-  /// is looked up as a view, without a copy. A lookup reads every live
-  /// registration's hash (registering stays a mere append): meant for
+  /// is looked up as a view, without a copy. A lookup compares every live
+  /// registration's key (registering stays a mere append): meant for
   /// debugging endpoints, not for a request's hot path.
   template <registry_key Key>
   [[nodiscard]] std::optional<tree> get(const Key& key) const {
@@ -91,12 +93,14 @@ class registry {
  private:
   friend struct detail::registry_access;  // the crash handlers' way in
 
-  [[gnu::noinline]] tree_root register_as(any_key key, span&& root) {
+  /// `make_key` makes the key in its entry: a key is never moved.
+  template <class MakeKey>
+  [[gnu::noinline]] tree_root register_as(MakeKey make_key, span&& root) {
     const config& cfg = state_->settings();
     const std::chrono::nanoseconds start = cfg.clock();
     detail::tree_state* t = detail::tree_state::create(std::move(root), cfg, start);
     try {
-      return tree_root(state_->enter(std::move(key), t, start));
+      return tree_root(state_->enter(make_key, t, start));
     } catch (...) {
       t->close_and_release();
       throw;

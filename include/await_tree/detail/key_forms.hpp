@@ -2,8 +2,6 @@
 #pragma once
 
 #include <concepts>
-#include <cstddef>
-#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -82,20 +80,16 @@ struct key_probe {
   using view = std::conditional_t<text_key<K>, std::string_view, const stored&>;
 
   view value;
-  std::size_t hash;
 };
 
-/// The probe of `key`. Its hash equals the stored key's: `std::hash` of a
-/// `std::string_view` and of a `std::string` with the same text agree.
+/// The probe of `key`.
 template <class K>
 [[nodiscard]] key_probe<K> probe_of(const K& key) {
   require_findable_key<K>();
-  using probe = key_probe<K>;
   if constexpr (text_key<K>) {
-    const std::string_view text = text_of(key);
-    return probe{text, std::hash<std::string_view>{}(text)};
+    return key_probe<K>{text_of(key)};
   } else {
-    return probe{key, std::hash<typename probe::stored>{}(key)};
+    return key_probe<K>{key};
   }
 }
 

@@ -90,9 +90,12 @@ class registry_state final : public fork_participant {
     return n * shard_count + index + 1;
   }
 
-  /// Lists the task of tree `t`, whose root started at `start`, under `key`
-  /// in the calling thread's shard. The entry holds this state for its root,
-  /// which must give it to `leave` once. Nothing changes when this throws.
+  /// Lists the task of tree `t`, whose root started at `start`, under the
+  /// key `make_key()` makes in place (under the shard's mutex: a key too
+  /// large for any_key's buffer allocates there, as a snapshot's copy of it
+  /// does) in the calling thread's shard. The entry holds this state for its
+  /// root, which must give it to `leave` once. Nothing changes when this
+  /// throws.
   ///
   /// Its order is that start, by the registry's clock, so that the newest
   /// of equal keys is the one registered last whichever threads registered
@@ -101,23 +104,25 @@ class registry_state final : public fork_participant {
   /// last, so that a thread's own registrations never tie. Inlined into its
   /// one caller, which is out of line: a call less per registration (18
   /// instructions).
-  [[nodiscard, gnu::always_inline]] registry_entry& enter(any_key&& key, tree_state* t,
+  template <class MakeKey>
+  [[nodiscard, gnu::always_inline]] registry_entry& enter(MakeKey& make_key, tree_state* t,
                                                           std::chrono::nanoseconds start) {
     const std::uint32_t index = this_thread_shard();
     shard& s = shards_[index];
     const auto now = static_cast<std::uint64_t>(std::max<std::int64_t>(start.count(), 0));
     const std::lock_guard lock(s.mutex);
     void* block = s.blocks.take();
+    registry_entry* e = nullptr;
     try {
-      s.entries.push_back(nullptr);
+      const auto slot = static_cast<std::uint32_t>(s.entries.size());
+      e = ::new (block) registry_entry{make_key(), t, this, 0, index, slot};
+      s.entries.push_back(e);
     } catch (...) {
+      if (e != nullptr) e->~registry_entry();
       s.blocks.give_back(block);
       throw;
     }
-    s.last_order = std::max(now, s.last_order + 1);
-    const auto slot = static_cast<std::uint32_t>(s.entries.size() - 1);
-    auto* e = ::new (block) registry_entry{std::move(key), t, this, s.last_order, index, slot};
-    s.entries.back() = e;
+    e->order = s.last_order = std::max(now, s.last_order + 1);
     ++s.holders;
     return *e;
   }
@@ -174,7 +179,7 @@ class registry_state final : public fork_participant {
       {
         const std::lock_guard lock(s.mutex);
         for (const registry_entry* e : s.entries) {
-          if (e->key.hash() == probe.hash && e->order > candidate_order && e->key.matches(probe)) {
+          if (e->order > candidate_order && e->key.matches(probe)) {
             candidate = tree_ref::share(e->tree);
             candidate_order = e->order;
           }
