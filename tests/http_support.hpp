@@ -101,7 +101,11 @@ class running_tasks {
     }
   }
 
-  await_tree::registry reg_{{.long_running_threshold = std::chrono::milliseconds(500)}};
+  // The nanosecond clock: the tasks' first awaits may all fall within one
+  // tick of the coarse default, and then a group's durations would have no
+  // spread to show (min equal to max).
+  await_tree::registry reg_{
+      {.long_running_threshold = std::chrono::milliseconds(500), .clock = &await_tree::steady_now}};
   rt::executor ex_;
   rt::event release_;
   std::atomic<bool> stopping_{false};
