@@ -9,9 +9,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -42,7 +45,13 @@ class registry {
   /// `std::string`.
   template <registry_key Key>
   [[nodiscard]] tree_root register_task(Key key, span root) {
-    return register_as([&key] { return any_key(std::move(key)); }, std::move(root));
+    if constexpr (detail::text_key<Key> && !std::same_as<Key, std::string>) {
+      // Measured here, inlined at the call: a literal's length is a constant.
+      const std::string_view text = detail::text_of(key);
+      return register_as([text] { return any_key(text); }, std::move(root));
+    } else {
+      return register_as([&key] { return any_key(std::move(key)); }, std::move(root));
+    }
   }
 
   /// Registers a task that is listed only by collect_anonymous/collect_all.
