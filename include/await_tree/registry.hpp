@@ -9,11 +9,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <concepts>
 #include <cstdio>
 #include <memory>
 #include <optional>
-#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -45,7 +43,7 @@ class registry {
   /// `std::string`.
   template <registry_key Key>
   [[nodiscard]] tree_root register_task(Key key, span root) {
-    if constexpr (detail::text_key<Key> && !std::same_as<Key, std::string>) {
+    if constexpr (detail::borrowed_text_key<Key>) {
       // Measured here, inlined at the call: a literal's length is a constant.
       const std::string_view text = detail::text_of(key);
       return register_as([text] { return any_key(text); }, std::move(root));

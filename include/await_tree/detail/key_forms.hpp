@@ -18,6 +18,10 @@ concept text_key = std::same_as < std::decay_t<K>,
 const char* > || std::same_as<std::decay_t<K>, char*> ||
     std::same_as<std::decay_t<K>, std::string_view> || std::same_as<std::decay_t<K>, std::string>;
 
+/// Text that is not a `std::string` yet: stored as a copy of its view.
+template <class K>
+concept borrowed_text_key = text_key<K> && !std::same_as<std::decay_t<K>, std::string>;
+
 template <class K>
 struct stored_key {
   using type = std::decay_t<K>;
@@ -65,7 +69,7 @@ template <text_key K>
 template <class K>
 [[nodiscard]] stored_key_t<K> to_stored_key(K&& key) {
   require_findable_key<K>();
-  if constexpr (text_key<K> && !std::same_as<std::decay_t<K>, std::string>) {
+  if constexpr (borrowed_text_key<K>) {
     return std::string(text_of(key));
   } else {
     return std::forward<K>(key);
