@@ -342,16 +342,22 @@ class registry_state final : public fork_participant {
   }
 
   /// The calling thread's shard: threads are dealt the shards in turn, on
-  /// their first registration in any registry. Out of line and reached with
-  /// one initial-exec access, as the thread's context is (check_tls.sh).
-  [[gnu::noinline]] static std::uint32_t this_thread_shard() noexcept {
+  /// their first registration in any registry. Read in place with one
+  /// initial-exec access (check_tls.sh): its callers are out of line and no
+  /// coroutine body, so no suspension can keep another thread's address
+  /// (LLVM #47179, see thread_context.hpp). Inlined: a call cost 6
+  /// instructions a registration.
+  [[gnu::always_inline]] static std::uint32_t this_thread_shard() noexcept {
     [[gnu::tls_model("initial-exec")]] constinit static thread_local std::uint32_t shard_plus_one =
         0;
-    if (shard_plus_one == 0) [[unlikely]] {
-      static std::atomic<std::uint32_t> threads_dealt{0};
-      shard_plus_one = threads_dealt.fetch_add(1, std::memory_order_relaxed) % shard_count + 1;
-    }
+    if (shard_plus_one == 0) [[unlikely]]
+      shard_plus_one = deal_shard();
     return shard_plus_one - 1;
+  }
+
+  [[gnu::noinline, gnu::cold]] static std::uint32_t deal_shard() noexcept {
+    static std::atomic<std::uint32_t> threads_dealt{0};
+    return threads_dealt.fetch_add(1, std::memory_order_relaxed) % shard_count + 1;
   }
 
   /// How many trees ahead of the one being copied a snapshot loads the next.

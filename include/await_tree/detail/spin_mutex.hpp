@@ -17,7 +17,8 @@ namespace await_tree::detail {
 class spin_mutex {
  public:
   void lock() noexcept {
-    while (locked_.exchange(true, std::memory_order_acquire)) wait_until_free();
+    if (locked_.exchange(true, std::memory_order_acquire)) [[unlikely]]
+      lock_contended();
   }
 
   bool try_lock() noexcept {
@@ -28,13 +29,17 @@ class spin_mutex {
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:
-  // Reads until the lock looks free, so that waiters do not bounce its cache
-  // line between cores with failed exchanges.
-  void wait_until_free() const noexcept {
+  // Out of line and cold: inlined, the waiting loop took registers that
+  // every function taking a lock then saved and restored. Reads until the
+  // lock looks free, so that waiters do not bounce its cache line between
+  // cores with failed exchanges.
+  [[gnu::noinline, gnu::cold]] void lock_contended() noexcept {
     constexpr int spins_before_yielding = 100;
-    for (int spins = 0; locked_.load(std::memory_order_relaxed); ++spins) {
-      if (spins >= spins_before_yielding) std::this_thread::yield();
-    }
+    do {
+      for (int spins = 0; locked_.load(std::memory_order_relaxed); ++spins) {
+        if (spins >= spins_before_yielding) std::this_thread::yield();
+      }
+    } while (locked_.exchange(true, std::memory_order_acquire));
   }
 
   std::atomic<bool> locked_{false};

@@ -151,7 +151,13 @@ struct thread_context {
   void set(const context_state& s) noexcept {
     here = s;
     handed_back_to = nullptr;
-    publish(s.says_task_runs() ? s.at : position{});
+    // Two calls, not one of a chosen position: the choice was built on the
+    // stack, then read back (8 instructions a set).
+    if (s.says_task_runs()) {
+      publish(s.at);
+    } else {
+      publish_nothing();
+    }
   }
 
   /// set() for a symmetric transfer: when the code of the task goes on at
@@ -171,14 +177,19 @@ struct thread_context {
   void run(const position& at, const void* frame) noexcept {
     if (here.kind != context_kind::running || here.frame != frame || here.at != at ||
         handed_back_to != nullptr) {
-      set({at, frame, context_kind::running});
+      // set(), without building the state on the stack first.
+      here.at = at;
+      here.frame = frame;
+      here.kind = context_kind::running;
+      handed_back_to = nullptr;
+      publish(at);
     }
   }
 
   void hand_back(const context_state& s, const void* next) noexcept {
     here = s;
     handed_back_to = next;
-    publish({});
+    publish_nothing();
   }
 
   [[nodiscard]] bool says_task_runs() const noexcept {
@@ -236,6 +247,11 @@ struct thread_context {
 
  private:
   void publish(const position& p) noexcept;
+  /// publish() of the empty position: a thread that never published has
+  /// nothing to take back.
+  void publish_nothing() noexcept {
+    if (listed) published.store({});
+  }
   void publish_first(const position& p) noexcept;  // the thread's first, which lists it
 };
 

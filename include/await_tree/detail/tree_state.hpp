@@ -52,7 +52,7 @@ class tree_state {
   /// resolved: see detail::resolved).
   static tree_state* create(span&& root, const config& cfg, std::chrono::nanoseconds start) {
     tree_state* t = pool::instance().take();
-    if (t == nullptr) t = new tree_state;
+    if (t == nullptr) t = make_new();
     const auto lock = t->lock();
     t->open(std::move(root), cfg, start);
     return t;
@@ -73,7 +73,9 @@ class tree_state {
 
   /// The task has ended: closes the tree and gives up the root's reference,
   /// under one lock when that is the last reference (a root whose nodes are
-  /// all done, and that no snapshot is copying).
+  /// all done, and that no snapshot is copying). Only for callers that are
+  /// out of line and no coroutine body: it reads the pool's thread-local
+  /// cache in place.
   [[gnu::always_inline]] void close_and_release() noexcept {
     {
       const auto lock = this->lock();
@@ -81,7 +83,7 @@ class tree_state {
       if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
       retire();
     }
-    pool::instance().give_back(this);
+    pool::instance().give_back_in_place(this);
   }
 
   [[nodiscard]] std::unique_lock<spin_mutex> lock() noexcept { return std::unique_lock(mutex_); }
@@ -259,6 +261,10 @@ class tree_state {
   }
   ~tree_state() = delete;  // recycled, never freed
 
+  // Out of line and cold: the pool has trees in the steady state, and the
+  // constructor inlined took registers that every registration saved.
+  [[gnu::noinline, gnu::cold]] static tree_state* make_new() { return new tree_state; }
+
   /// Starts an incarnation: a fresh tree whose only node is the root.
   void open(span&& root, const config& cfg, std::chrono::nanoseconds start) {
     root_span_ = std::move(root).long_running();
@@ -275,7 +281,7 @@ class tree_state {
   void retire() noexcept {
     ++incarnation_;
     closed_ = true;
-    slots_.resize(2);
+    slots_.erase(slots_.begin() + 2, slots_.end());  // shrinks only: no growing path inlined
     free_head_ = no_node;
     instrumented_nodes_ = 0;
     // The root's span stays until the next open() replaces it: resetting it
