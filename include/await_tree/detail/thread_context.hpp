@@ -218,10 +218,8 @@ struct thread_context {
       carried[carried_count - 1].state = s;  // an enclosing await's, which it replaces
       return;
     }
-    if (carried_count == carried.size()) {
-      std::move(carried.begin() + 1, carried.end(), carried.begin());
-      --carried_count;
-    }
+    if (carried_count == carried.size()) [[unlikely]]
+      drop_oldest_carried();
     carried[carried_count++] = {next, s};
   }
 
@@ -253,6 +251,12 @@ struct thread_context {
     if (listed) published.store({});
   }
   void publish_first(const position& p) noexcept;  // the thread's first, which lists it
+
+  // Out of line and cold, as the rest of the rare paths of the await path.
+  [[gnu::noinline, gnu::cold]] void drop_oldest_carried() noexcept {
+    std::move(carried.begin() + 1, carried.end(), carried.begin());
+    --carried_count;
+  }
 };
 
 /// The threads that have published a position, for snapshots. Never freed:
