@@ -12,6 +12,7 @@
 #include <chrono>
 #include <coroutine>
 #include <exception>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -31,6 +32,17 @@ template <class Key>
 std::string text_of(const await_tree::registry& reg, const Key& key) {
   const auto t = reg.get(key);
   return t ? t->to_string() : std::string("<no tree>");
+}
+
+/// The names of a tree's nodes, one a line, indented by depth, without
+/// durations.
+inline std::string names_of(const std::optional<await_tree::tree>& t) {
+  std::string names;
+  if (!t) return "<no tree>";
+  for (const auto& n : t->nodes()) {
+    names += std::string(n.depth * 2, ' ') + std::string(n.span.name()) + "\n";
+  }
+  return names;
 }
 
 /// The setting most tests share: a registry on the manual clock, a

@@ -20,20 +20,6 @@
 using namespace test;
 using await_tree::instrument;
 
-namespace {
-
-/// The names of a tree's nodes, one a line, without durations or indentation.
-std::string names_of(const std::optional<await_tree::tree>& t) {
-  std::string names;
-  if (!t) return "<no tree>";
-  for (const auto& n : t->nodes()) {
-    names += std::string(n.depth * 2, ' ') + std::string(n.span.name()) + "\n";
-  }
-  return names;
-}
-
-}  // namespace
-
 TEMPLATE_TEST_CASE("a task that wakes another's branch inline keeps its own nodes", "[contract]",
                    integrated, not_integrated) {
   using task = typename TestType::template task<>;
@@ -59,10 +45,10 @@ TEMPLATE_TEST_CASE("a task that wakes another's branch inline keeps its own node
     CHECK(joiner_names == "joiner\n  join\n    j sleeps\n");
     CHECK(setter_names == "setter\n  s second\n");
   } else {
-    // Without integration the branches and the setter's later nodes may be
-    // missing, never elsewhere.
-    CHECK((joiner_names == "joiner\n  join\n    j sleeps\n" || joiner_names == "joiner\n  join\n"));
-    CHECK((setter_names == "setter\n  s second\n" || setter_names == "setter\n"));
+    // Without integration no coroutine's node is shown (none can be told
+    // apart from another task's, see context.hpp): never one elsewhere.
+    CHECK(joiner_names == "joiner\n");
+    CHECK(setter_names == "setter\n");
   }
   ex.run();
 }
@@ -133,7 +119,7 @@ TEMPLATE_TEST_CASE("a thread that woke a task from outside any task stays outsid
   auto outside = [&]() -> task { co_await instrument(ex.sleep(1ms), "outside"); };
   rt::spawn(ex, outside());
   ex.run_until(1ms);
-  CHECK(names_of(reg.get(0)) == "root\n  join\n");
+  CHECK(names_of(reg.get(0)) == (TestType::exact ? "root\n  join\n" : "root\n"));
   ex.run();
 }
 

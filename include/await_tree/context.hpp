@@ -10,11 +10,10 @@
 //   of each lives in its promise, taken when it starts from what the thread
 //   vouches for, and it tells the thread whenever it starts, resumes,
 //   suspends or ends. `current_tree()` is exact in their code.
-// * Any other coroutine is never wrong: its instrumented awaits take a
-//   position only where the thread vouches for that very coroutine (a
-//   symmetric transfer to it, its own earlier instrumented await) or runs a
-//   bracketed region of a task (an integrated await_suspend starting
-//   children, a task's root, a context_scope). Elsewhere they only forward.
+// * Any other coroutine is never wrong: its instrumented awaits only
+//   forward. The library sees it at nothing else, so it cannot tell which
+//   task runs it (another task may resume it inline or transfer to it, and
+//   a destroyed coroutine's frame address is reused).
 // * `task_context`/`context_scope` below bracket code the library cannot see
 //   (a callback run for a task by a runtime): optional.
 //

@@ -51,7 +51,9 @@ tracked<A> track(A&& awaitable) {
 ///
 /// A promise that has an `await_transform` of its own should return
 /// `await_tree::track(std::forward<A>(a))` (or the instrumented object as is)
-/// from it.
+/// from it; one whose `yield_value` returns an awaiter that suspends (an
+/// async generator) should return `await_tree::track(awaiter)` from it, since
+/// a co_yield bypasses await_transform.
 struct promise_mixin {
   template <class A>
   decltype(auto) await_transform(A&& awaitable) {

@@ -116,10 +116,9 @@ class root_awaiter {
   [[gnu::noinline]] auto await_suspend(std::coroutine_handle<Promise> h) {
     tree_state* t = tree_of(root_);
     if (t == nullptr) return inner_.await_suspend(h);
-    suspension s = begin_root(*t, h.address());
-    s.starts_integrated = StartsIntegrated;
+    const suspension s = begin_root(*t, h.address());
     self_ = h.address();
-    return suspend_through(inner_, h, s, self_);
+    return suspend_through<StartsIntegrated>(inner_, h, s, self_);
   }
 
   decltype(auto) await_resume() {

@@ -57,14 +57,14 @@ per_operation() {
 # instructions per operation. The program is `instructions` unless named; in
 # `instructions_names` "plain" is a literal name (or no whole-coroutine span).
 rows=(
-  "child_in_task|instrumented await of a child that completes at once, in a task|180|660"
-  "join_of_yields|join(fut1: yield; fut2: yield, yield), 3 instrumented, per join|700|3160"
-  "outside_task_fresh|instrumented await outside any task, fresh thread|25|230"
-  "outside_task_after_tasks|the same on a thread that earlier ran registered tasks|25|230"
+  "child_in_task|instrumented await of a child that completes at once, in a task|180|630"
+  "join_of_yields|join(fut1: yield; fut2: yield, yield), 3 instrumented, per join|700|2980"
+  "outside_task_fresh|instrumented await outside any task, fresh thread|25|220"
+  "outside_task_after_tasks|the same on a thread that earlier ran registered tasks|25|220"
   "plain_await_with_mixin|plain await of a child that completes at once, integrated task type|60|310"
-  "register_and_drop|register and drop a root, integer key, literal span (registration issue)|300|365"
-  "register_and_drop_text|the same with a string-literal key (registration issue)|300|400"
-  "spawn_registered|spawn a task that yields once, registered (plain: unregistered), per task (registration issue)|700|780"
+  "register_and_drop|register and drop a root, integer key, literal span (registration issue)|300|300"
+  "register_and_drop_text|the same with a string-literal key (registration issue)|300|365"
+  "spawn_registered|spawn a task that yields once, registered (plain: unregistered), per task (registration issue)|700|700"
   "waits_for_resource|instrumented await in a task whose span waits_for a resource (plain: the same await without)|10|10"
   "instructions_names:call_site_name|instrument(child) instead of instrument(child, \"child\"), in a task|60|85"
   "instructions_names:formatted_name|instrument(child, \"child {}\", i) instead of a literal, in a task|550|550"

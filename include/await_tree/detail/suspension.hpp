@@ -7,13 +7,12 @@
 //   await_suspend: begin_*() -> wrapped await_suspend -> end_suspend()
 //   await_resume:  resume_*()
 //
-// Two kinds of coroutine await. An *integrated* coroutine (its promise
-// derives from promise_mixin and its final_suspend goes through
-// on_final_suspend) keeps its position in its promise and tells the thread
-// whenever it starts, resumes, suspends or ends, so the thread's state is
-// exact while it runs. A *plain* coroutine is seen only at its instrumented
-// awaits: each takes a position only where the thread's state vouches for
-// that very coroutine, so it may show less, never a node in another task.
+// Only *integrated* coroutines (their promise derives from promise_mixin
+// and their final_suspend goes through on_final_suspend) take part: each
+// keeps its position in its promise and tells the thread whenever it starts,
+// resumes, suspends or ends, so the thread's state is exact while it runs.
+// Any other coroutine is seen only at its instrumented awaits, which cannot
+// tell which task runs it (thread_context.hpp): they only forward.
 //
 // Anything after the wrapped await_suspend may run while the coroutine is
 // already resumed, or destroyed, on another thread: end_suspend() therefore
@@ -130,11 +129,10 @@ inline handoff classify(std::coroutine_handle<> next, std::coroutine_handle<> se
 
 /// What an await_suspend keeps on the real stack across the hand-off.
 struct suspension {
-  context_state before;            // the thread's state when the await began
-  context_state give_back;         // the thread's state once the coroutine suspended
-  position at;                     // where code started inside the await belongs
-  bool changed = false;            // whether the thread's state changed before the hand-off
-  bool starts_integrated = false;  // a transfer goes to an integrated coroutine
+  context_state before;     // the thread's state when the await began
+  context_state give_back;  // the thread's state once the coroutine suspended
+  position at;              // where code started inside the await belongs
+  bool changed = false;     // whether the thread's state changed before the hand-off
 };
 
 /// Starts an integrated coroutine's context: the position the thread vouches
@@ -155,15 +153,14 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 /// The suspension is returned whole, every member given: declared empty and
 /// filled in, it was cleared first (20 instructions an await).
 [[gnu::always_inline]] inline suspension begin_integrated(coroutine_context& c, node_owner* owner,
-                                                          const void* self,
-                                                          bool starts_integrated) {
+                                                          const void* self) {
   thread_context& tc = thread_context_in_place();
-  if (!c.started) start(c, tc, self);
-  suspension s{.before = tc.here,
-               .give_back = c.resumer,
-               .at = c.home,
-               .changed = false,
-               .starts_integrated = starts_integrated};
+  if (!c.started) {
+    start(c, tc, self);
+  } else {
+    tc.take_carried(self, c.resumer);  // resumed by a transfer after a co_yield
+  }
+  suspension s{.before = tc.here, .give_back = c.resumer, .at = c.home, .changed = false};
   if (owner == nullptr) return s;
   const bool nested = tc.here.kind == context_kind::window && tc.here.frame == self;
   const position node = owner->attach(nested ? tc.here.at : c.home, true);
@@ -174,24 +171,10 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
   return s;
 }
 
-/// Before the hand-off of a plain coroutine's instrumented await: a node only
-/// where the thread vouches for this coroutine, or runs a window of its task.
-[[gnu::always_inline]] inline bool begin_plain(node_owner& owner, const void* self, suspension& s) {
-  thread_context& tc = thread_context_in_place();
-  const context_state& h = tc.here;
-  const bool vouched = (h.kind == context_kind::window && tc.handed_back_to == nullptr) ||
-                       (h.kind == context_kind::for_frame && h.frame == self);
-  const position node = owner.attach(vouched ? h.at : position{}, false);
-  if (node.empty()) return false;
-  s.before = s.give_back = h;
-  s.at = node;
-  s.changed = true;
-  tc.set({node, self, context_kind::for_frame});
-  return true;
-}
-
 /// After the hand-off; see the protocol above. `next` is the coroutine a
-/// symmetric transfer goes to.
+/// symmetric transfer goes to; `StartsIntegrated`, whether the await is of
+/// an integrated task type, whose coroutine that is (starts_integrated).
+template <bool StartsIntegrated>
 [[gnu::always_inline]] inline void end_suspend(const suspension& s, handoff how,
                                                const void* next) noexcept {
   thread_context& tc = thread_context_in_place();
@@ -202,18 +185,24 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
       return;
     case handoff::transfers:
       // An await nested in this one (a root, an instrumented wrapper) may
-      // have named the coroutine's place more precisely; what it gives back
-      // is this coroutine's, the outermost await's, carried above.
-      if (tc.here.frame != next) {
-        // An integrated coroutine runs from its first instruction at `at`,
-        // and takes what it gives back; any other is only vouched for.
-        const context_kind kind =
-            s.starts_integrated ? context_kind::running : context_kind::for_frame;
-        tc.transfer({s.at, next, kind});
-      }
-      if (s.starts_integrated || tc.here.kind == context_kind::running) {
+      // have started the awaited task's coroutine already, at a place it
+      // named more precisely; what it gives back is this coroutine's, the
+      // outermost await's, carried above.
+      if (tc.here.frame == next && tc.says_task_runs()) {
         tc.carry(s.give_back, next);
+        return;
       }
+      if constexpr (!StartsIntegrated) {
+        // To a coroutine that may be of any task (a scheduler's next, an
+        // event's waiter): held back, for an integrated one to take when it
+        // resumes (see thread_context).
+        tc.hand_back(s.give_back, next);
+        return;
+      }
+      // The awaited task's coroutine runs from its first instruction at
+      // `at`, and takes what this activation gives back.
+      tc.transfer({s.at, next, context_kind::running});
+      tc.carry(s.give_back, next);
       return;
     case handoff::suspended:
       tc.set(s.give_back);
@@ -232,21 +221,29 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 /// back. Flattened: left to GCC, whether the thread's state update is
 /// inlined here depended on how much else the program's translation unit
 /// inlines (+30 instructions a resumption when it was not).
-[[gnu::noinline, gnu::flatten]] inline void resume_integrated(coroutine_context& c,
-                                                              const void* self) noexcept {
+///
+/// `awaited` is the integrated coroutine the await transferred to, if any
+/// (`awaited_context` its context). When that coroutine still runs here,
+/// neither ended nor suspended where the library sees it, it came back by a
+/// transfer the library does not see (a co_yield): what it would have given
+/// back is what this coroutine gives back.
+[[gnu::noinline, gnu::flatten]] inline void resume_integrated(
+    coroutine_context& c, const void* self, const void* awaited,
+    const coroutine_context* awaited_context) noexcept {
   thread_context& tc = thread_context_in_place();
   if (c.home.empty() && tc.idle()) {  // outside any task, with nothing to give back
     c.resumer = {};
     return;
   }
-  tc.take_resumer(self, c.resumer);
+  if (awaited != nullptr && tc.here.frame == awaited && tc.handed_back_to == nullptr &&
+      tc.here.kind == context_kind::running) [[unlikely]] {
+    if (!tc.take_carried(awaited, c.resumer)) {
+      c.resumer = awaited_context->started ? awaited_context->resumer : context_state{};
+    }
+  } else {
+    tc.take_resumer(self, c.resumer);
+  }
   tc.run(c.home, self);
-}
-
-/// A plain coroutine resumes from its instrumented await: the thread vouches
-/// for it at the await's parent until it is told otherwise.
-[[gnu::noinline]] inline void resume_plain(const position& parent, const void* self) noexcept {
-  thread_context_in_place().set({parent, self, context_kind::for_frame});
 }
 
 /// An integrated coroutine reaches its final suspend point: whatever runs
@@ -256,11 +253,13 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
 /// the thread's state anyway.
 [[gnu::always_inline]] inline context_state begin_final(coroutine_context& c,
                                                         const void* self) noexcept {
+  thread_context& tc = thread_context_in_place();
   if (!c.started) {
     c.started = true;
-    thread_context& tc = thread_context_in_place();
     if (tc.idle()) return {};  // outside any task, with nothing to give back
     tc.take_resumer(self, c.resumer);
+  } else {
+    tc.take_carried(self, c.resumer);  // resumed by a transfer after a co_yield
   }
   return c.resumer;
 }

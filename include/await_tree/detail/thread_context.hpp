@@ -17,19 +17,29 @@
 //
 // * none: nothing is known. Set by what an activation gives back.
 // * running: integrated coroutine `frame` runs at `at`. Set when it starts
-//   (or is transferred to) and at every resumption. Trusted by everyone.
+//   (or is transferred to by an await of its task type) and at every
+//   resumption. Trusted by everyone.
 // * window: a bracketed region of the task at `at`: an instrumented
 //   await_suspend of integrated coroutine `frame` starting code, a task's
 //   root, a context_scope; undone when the region ends. Trusted by everyone.
-// * for_frame: coroutine `frame`, and it only, starts or runs at `at`. Set by
-//   a symmetric transfer to a coroutine not known to be integrated, and by a
-//   plain coroutine's instrumented await. Trusted by `frame` alone.
 //
-// Only `running` and `window` say that code of the task runs at `at`: they
-// are published for the `<== current` markers and answer current_tree().
-// Every state is validated against the tree before use (the tree's
-// incarnation and the node's serial), so a state left behind by code the
-// library cannot see names at worst a node that is gone: it is refused.
+// A state may be *held back* (`handed_back_to`): it is what runs below the
+// coroutine that runs now, which the library cannot see (a symmetric
+// transfer went to it: the awaiter of an ending coroutine, a scheduler's
+// next, an event's waiter). Then nothing is trusted: an integrated
+// coroutine takes the state when it resumes (as what it gives back), and
+// one that starts takes its position only when the state is its own.
+//
+// Only `running` and `window`, not held back, say that code of the task runs
+// at `at`: they are published for the `<== current` markers and answer
+// current_tree(). Every state is validated against the tree before use (the
+// tree's incarnation and the node's serial), so a state left behind names at
+// worst a node that is gone: it is refused.
+//
+// A coroutine the library cannot see start, suspend or end (one that is not
+// integrated) is never trusted with a state: it may have been resumed inline
+// by another task, and a destroyed coroutine's frame address is reused. Its
+// instrumented awaits only forward.
 
 #include <await_tree/detail/spin_mutex.hpp>
 
@@ -65,7 +75,7 @@ struct position {
   friend bool operator==(const position&, const position&) = default;
 };
 
-enum class context_kind : std::uint8_t { none, running, window, for_frame };
+enum class context_kind : std::uint8_t { none, running, window };
 
 struct context_state {
   position at;
@@ -135,9 +145,10 @@ struct carried_state {
 /// in a coroutine's first lines, waking another task inline) carry their own
 /// above the ones that wait.
 ///
-/// A *handback*: when an integrated coroutine ends by transferring to the
-/// coroutine that awaited it, of a type unknown here, `here` is already what
-/// its activation gives back, but it is held back for `handed_back_to`: an
+/// A *handback*: when a transfer goes to a coroutine of a type unknown here
+/// (an integrated coroutine ending, to the coroutine that awaited it; any
+/// await, to a scheduler's next or an event's waiter), `here` is already what
+/// the activation gives back, but it is held back for `handed_back_to`: an
 /// integrated coroutine takes it when it resumes; while code of any other
 /// runs, `here` vouches for nobody but the coroutine it names.
 struct thread_context {
@@ -203,10 +214,11 @@ struct thread_context {
   /// path of integrated coroutines outside any task.
   [[nodiscard]] bool idle() const noexcept { return here.at.empty() && carried_count == 0; }
 
-  /// Whether a coroutine `self` may take the position of `here` as its own.
+  /// Whether a coroutine `self` that starts now may take the position of
+  /// `here` as its own.
   [[nodiscard]] bool vouches_for(const void* self) const noexcept {
     if (handed_back_to != nullptr) return here.frame == self;
-    return here.says_task_runs() || (here.kind == context_kind::for_frame && here.frame == self);
+    return here.says_task_runs();
   }
 
   /// Past the capacity the oldest goes: its coroutine then gives back
@@ -221,6 +233,15 @@ struct thread_context {
     if (carried_count == carried.size()) [[unlikely]]
       drop_oldest_carried();
     carried[carried_count++] = {next, s};
+  }
+
+  /// Takes, into `out`, the state carried to `self` if it is the last one
+  /// carried: `self` was transferred to at a point where the library does
+  /// not see it resume (after a co_yield).
+  [[gnu::always_inline]] bool take_carried(const void* self, context_state& out) noexcept {
+    if (carried_count == 0 || carried[carried_count - 1].frame != self) return false;
+    out = carried[--carried_count].state;
+    return true;
   }
 
   /// What a coroutine `self` starting or resuming now gives back when it

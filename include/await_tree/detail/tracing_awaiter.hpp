@@ -28,27 +28,34 @@ template <class Promise>
 coroutine_context& context_of(std::coroutine_handle<Promise> h) noexcept;
 
 /// Whether awaiting an `A` starts a coroutine of an integrated type (a task
-/// of an integrated task type): a symmetric transfer made by that await goes
-/// to a coroutine that runs in the task from its first instruction.
-/// Specialised for awaitables that run another (a task's root).
+/// of an integrated task type, whose promise is `promise`): a symmetric
+/// transfer made by that await goes to a coroutine that runs in the task
+/// from its first instruction. Specialised for awaitables that run another
+/// (a task's root).
 template <class A>
-struct starts_integrated : std::false_type {};
+struct starts_integrated : std::false_type {
+  using promise = void;
+};
 
 template <class A>
 requires integrated_promise<typename A::promise_type>
 struct starts_integrated<A> : std::true_type {
+  using promise = typename A::promise_type;
 };
 
 template <class A>
-inline constexpr bool starts_integrated_v = starts_integrated<std::remove_cvref_t<A>>::value;
+using starts_integrated_t = starts_integrated<std::remove_cvref_t<A>>;
 
-template <class Inner, bool StartsIntegrated>
+template <class A>
+inline constexpr bool starts_integrated_v = starts_integrated_t<A>::value;
+
+template <class Inner, class Starts>
 class tracing_awaiter;
 
 template <class T>
 inline constexpr bool is_tracing_awaiter_v = false;
-template <class Inner, bool StartsIntegrated>
-inline constexpr bool is_tracing_awaiter_v<tracing_awaiter<Inner, StartsIntegrated>> = true;
+template <class Inner, class Starts>
+inline constexpr bool is_tracing_awaiter_v<tracing_awaiter<Inner, Starts>> = true;
 
 /// Calls `inner.await_suspend(h)` between `begin` (already done, its result
 /// `s`) and end_suspend, whatever kind of result it returns. When it throws,
@@ -61,24 +68,33 @@ inline constexpr bool is_tracing_awaiter_v<tracing_awaiter<Inner, StartsIntegrat
 ///
 /// `suspended_self` (in the awaiter) is cleared when the coroutine resumes
 /// at once: it did not suspend, so its frame is still its own to write.
-template <class Inner, class Promise>
+/// `transferred_to` (in the awaiter too, when not null) is set to the
+/// coroutine a transfer goes to. Only for awaits of an integrated task type:
+/// the coroutine they transfer to is the task's, which resumes this one at
+/// its end, after the transfer, so nothing can have resumed it meanwhile.
+template <bool StartsIntegrated, class Inner, class Promise>
 auto suspend_through(Inner& inner, std::coroutine_handle<Promise> h, const suspension& s,
-                     const void*& suspended_self) {
+                     const void*& suspended_self, const void** transferred_to = nullptr) {
   using result = decltype(inner.await_suspend(h));
   try {
     if constexpr (std::is_void_v<result>) {
       inner.await_suspend(h);
-      end_suspend(s, handoff::suspended, nullptr);
+      end_suspend<StartsIntegrated>(s, handoff::suspended, nullptr);
     } else if constexpr (std::is_same_v<result, bool>) {
       const bool suspends = inner.await_suspend(h);
-      end_suspend(s, suspends ? handoff::suspended : handoff::resumes_here, nullptr);
+      end_suspend<StartsIntegrated>(s, suspends ? handoff::suspended : handoff::resumes_here,
+                                    nullptr);
       if (!suspends) suspended_self = nullptr;
       return suspends;
     } else {
       const std::coroutine_handle<> next = inner.await_suspend(h);
       const handoff how = classify(next, h);
-      end_suspend(s, how, next.address());
-      if (how == handoff::resumes_here) suspended_self = nullptr;
+      if (how == handoff::resumes_here) {
+        suspended_self = nullptr;
+      } else if (transferred_to != nullptr && how == handoff::transfers) {
+        *transferred_to = next.address();
+      }
+      end_suspend<StartsIntegrated>(s, how, next.address());
       return next;
     }
   } catch (...) {
@@ -89,8 +105,10 @@ auto suspend_through(Inner& inner, std::coroutine_handle<Promise> h, const suspe
 
 /// Wraps the awaiter of an instrumented await (with an owner) or of a plain
 /// await of an integrated coroutine (without), and runs the protocol of
-/// suspension.hpp around it.
-template <class Inner, bool StartsIntegrated>
+/// suspension.hpp around it. `Starts` is the awaitable's starts_integrated.
+/// In a coroutine that is not integrated it only forwards: see
+/// suspension.hpp.
+template <class Inner, class Starts>
 class tracing_awaiter {
  public:
   template <class A>
@@ -107,17 +125,11 @@ class tracing_awaiter {
     if constexpr (integrated_promise<Promise>) {
       self_ = h.address();
       context_ = &context_of(h);
-      const suspension s = begin_integrated(*context_, owner_, self_, StartsIntegrated);
-      return suspend_through(inner_, h, s, self_);
+      const suspension s = begin_integrated(*context_, owner_, self_);
+      return suspend_through<Starts::value>(inner_, h, s, self_,
+                                            Starts::value ? &awaited_ : nullptr);
     } else {
-      suspension s;
-      if (owner_ == nullptr || !begin_plain(*owner_, h.address(), s)) {
-        return inner_.await_suspend(h);  // nothing to show: only forward
-      }
-      self_ = h.address();
-      parent_ = s.give_back.at;
-      s.starts_integrated = StartsIntegrated;
-      return suspend_through(inner_, h, s, self_);
+      return inner_.await_suspend(h);
     }
   }
 
@@ -137,26 +149,34 @@ class tracing_awaiter {
 
  private:
   void finish_await() noexcept {
-    if (context_ != nullptr) {
-      // A nested wrapper's own finish, which ran first, has resumed it.
-      if constexpr (!is_tracing_awaiter_v<std::remove_cvref_t<Inner>>) {
-        resume_integrated(*context_, self_);
-      }
-    } else {
-      resume_plain(parent_, self_);
+    // A nested wrapper's own finish, which ran first, has resumed it.
+    if constexpr (!is_tracing_awaiter_v<std::remove_cvref_t<Inner>>) {
+      resume_integrated(*context_, self_, awaited_, awaited_context());
     }
     if (owner_ != nullptr) owner_->reset();
+  }
+
+  /// The context of the coroutine the await transferred to; computed, not
+  /// read: that coroutine may be gone.
+  [[nodiscard]] const coroutine_context* awaited_context() const noexcept {
+    if constexpr (Starts::value) {
+      if (awaited_ == nullptr) return nullptr;
+      using promise = typename Starts::promise;
+      return &context_of(std::coroutine_handle<promise>::from_address(const_cast<void*>(awaited_)));
+    } else {
+      return nullptr;
+    }
   }
 
   Inner inner_;  // a reference when the awaitable is its own awaiter
   node_owner* owner_;
   coroutine_context* context_ = nullptr;  // the awaiting integrated coroutine's
-  position parent_;                       // a plain coroutine's position
   const void* self_ = nullptr;            // the awaiting coroutine, while it is suspended
+  const void* awaited_ = nullptr;         // the integrated coroutine a transfer went to
 };
 
 template <class A>
-tracing_awaiter(A&&, node_owner*) -> tracing_awaiter<awaiter_t<A>, starts_integrated_v<A>>;
+tracing_awaiter(A&&, node_owner*) -> tracing_awaiter<awaiter_t<A>, starts_integrated_t<A>>;
 
 }  // namespace detail
 }  // namespace await_tree

@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: Apache-2.0
+// The context contract where a symmetric transfer goes to a coroutine the
+// await did not start: a scheduler's yield handing the thread to the next
+// ready coroutine (of whatever task), a generator coming back by co_yield,
+// and a cancelled child whose frame a coroutine outside any task reuses.
+// Each once put a node in another task's tree (found by an independent
+// probe of the contract, on a runtime of its own). Run on the integrated
+// task type (exact) and, where it applies, on the same type without
+// integration (no coroutine's node is shown).
+
+#include "integration_modes.hpp"
+#include "runtime/event.hpp"
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <coroutine>
+#include <cstddef>
+#include <deque>
+#include <new>
+#include <optional>
+#include <string>
+#include <utility>
+
+using namespace test;
+using await_tree::instrument;
+
+namespace {
+
+/// A run queue whose yield hands the thread over, by a symmetric transfer,
+/// to the coroutine that has waited longest, of whatever task.
+class transfer_queue {
+ public:
+  struct yield_awaiter {
+    transfer_queue& queue;
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+      queue.ready_.push_back(h);
+      const std::coroutine_handle<> next = queue.ready_.front();
+      queue.ready_.pop_front();
+      return next;
+    }
+    void await_resume() const noexcept {}
+  };
+  struct park_awaiter {
+    transfer_queue& queue;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) { queue.ready_.push_back(h); }
+    void await_resume() const noexcept {}
+  };
+
+  yield_awaiter yield() noexcept { return {*this}; }
+  park_awaiter park() noexcept { return {*this}; }  // waits in the queue, suspended plainly
+
+  void run() {
+    while (!ready_.empty()) {
+      const std::coroutine_handle<> next = ready_.front();
+      ready_.pop_front();
+      next.resume();
+    }
+  }
+
+ private:
+  std::deque<std::coroutine_handle<>> ready_;
+};
+
+/// Runs a task's root at once, inline, in a coroutine that frees itself.
+template <class Rooted>
+void start(Rooted rooted) {
+  [](Rooted r) -> fire_and_forget { co_await std::move(r); }(std::move(rooted));
+}
+
+std::string names_of_task(const await_tree::registry& reg, const char* key) {
+  return names_of(reg.get(std::string(key)));
+}
+
+/// The root's name of the calling code's current tree, "<none>" outside
+/// any task.
+std::string current_root() {
+  const auto t = await_tree::current_tree();
+  return t ? std::string(t->nodes().front().span.name()) : "<none>";
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("a yield that transfers to another task's coroutine keeps each node in its task",
+                   "[contract][transfer]", integrated, not_integrated) {
+  using task = typename TestType::template task<>;
+  await_tree::registry reg = manual_registry();
+  transfer_queue queue;
+  rt::event j_wakes;
+  auto waiter = [&]() -> task {
+    co_await queue.park();
+    co_await instrument(j_wakes.wait(), "j waits");
+  };
+  auto yielder = [&]() -> task { co_await instrument(queue.yield(), "s yields"); };
+  start(reg.register_task(std::string("j"), "j").instrument(waiter()));
+  start(reg.register_task(std::string("s"), "s").instrument(yielder()));  // runs j's wait
+  CHECK(current_root() == "<none>");
+  if constexpr (TestType::exact) {
+    CHECK(names_of_task(reg, "j") == "j\n  j waits\n");
+    CHECK(names_of_task(reg, "s") == "s\n  s yields\n");
+  } else {
+    CHECK(names_of_task(reg, "j") == "j\n");
+    CHECK(names_of_task(reg, "s") == "s\n");
+  }
+  queue.run();
+  j_wakes.set();
+  CHECK_FALSE(reg.get(std::string("j")));
+  CHECK_FALSE(reg.get(std::string("s")));
+}
+
+TEST_CASE("a task that wakes another inline is current again when the woken chain moves on",
+          "[contract][transfer]") {
+  await_tree::registry reg = manual_registry();
+  transfer_queue queue;
+  rt::event s_wakes;
+  rt::event j_wakes;
+  rt::event spawned_wakes;
+  rt::event x_wakes;
+  std::string current_after_set;
+  auto waiter = [&]() -> rt::task<> {
+    co_await queue.park();
+    co_await instrument(j_wakes.wait(), "j waits");
+  };
+  auto sleeper = [&]() -> rt::task<> {
+    co_await instrument(s_wakes.wait(), "s waits");
+    co_await queue.yield();  // plain: transfers to j
+  };
+  // Its first statement wakes s, before the task has awaited anything.
+  auto waker = [&]() -> rt::task<> {
+    s_wakes.set();
+    current_after_set = current_root();
+    [&]() -> fire_and_forget { co_await instrument(spawned_wakes.wait(), "x spawned"); }();
+    co_await instrument(x_wakes.wait(), "x waits");
+  };
+  start(reg.register_task(std::string("j"), "j").instrument(waiter()));
+  start(reg.register_task(std::string("s"), "s").instrument(sleeper()));
+  start(reg.register_task(std::string("x"), "x").instrument(waker()));
+  CHECK(current_after_set == "x");
+  CHECK(names_of_task(reg, "x") == "x\n  x spawned\n  x waits\n");
+  CHECK(names_of_task(reg, "j") == "j\n  j waits\n");
+  CHECK(names_of_task(reg, "s") == "s\n");
+  CHECK(current_root() == "<none>");
+  queue.run();
+  for (rt::event* e : {&j_wakes, &spawned_wakes, &x_wakes}) e->set();
+  CHECK(reg.collect_all().empty());
+}
+
+namespace {
+
+/// A generator of the integrated kind (promise_mixin, on_final_suspend):
+/// `co_await` on it transfers to it, and its co_yield transfers back to the
+/// consumer without the library seeing it. With `BounceBetween`, it
+/// suspends and resumes at once between its values, an await the library
+/// does see.
+template <bool BounceBetween>
+class numbers {
+ public:
+  struct promise_type : await_tree::promise_mixin {
+    int value = 0;
+    std::coroutine_handle<> consumer;
+
+    struct to_consumer {
+      bool await_ready() const noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        return h.promise().consumer;
+      }
+      void await_resume() const noexcept {}
+    };
+
+    numbers get_return_object() noexcept {
+      return numbers(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    to_consumer yield_value(int v) noexcept {
+      value = v;
+      return {};
+    }
+    auto final_suspend() noexcept { return await_tree::on_final_suspend(to_consumer{}); }
+    void return_void() noexcept {}
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+
+  struct next_value {
+    std::coroutine_handle<promise_type> h;
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> consumer) noexcept {
+      h.promise().consumer = consumer;
+      return h;
+    }
+    int await_resume() const noexcept { return h.promise().value; }
+  };
+
+  numbers(numbers&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  numbers& operator=(numbers&&) = delete;
+  ~numbers() {
+    if (handle_) handle_.destroy();
+  }
+
+  next_value operator co_await() noexcept { return {handle_}; }
+
+ private:
+  explicit numbers(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  std::coroutine_handle<promise_type> handle_;
+};
+
+template <bool BounceBetween>
+numbers<BounceBetween> one_two() {
+  if constexpr (BounceBetween) co_await bounce{};
+  co_yield 1;
+  if constexpr (BounceBetween) co_await bounce{};
+  co_yield 2;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE_SIG("a generator's co_yield leaves its consumer's context as it found it",
+                       "[contract][transfer]", ((bool BounceBetween), BounceBetween), false, true) {
+  await_tree::registry reg = manual_registry();
+  rt::event consumer_wakes;
+  rt::event outside_wakes;
+  int sum = 0;
+  auto consumer = [&]() -> rt::task<> {
+    numbers<BounceBetween> values = one_two<BounceBetween>();
+    sum += co_await values;
+    CHECK(current_root() == "c");
+    sum += co_await values;
+    co_await instrument(consumer_wakes.wait(), "c waits");
+  };
+  start(reg.register_task(std::string("c"), "c").instrument(consumer()));
+  CHECK(sum == 3);
+  CHECK(current_root() == "<none>");
+  [&]() -> fire_and_forget { co_await instrument(outside_wakes.wait(), "outside"); }();
+  CHECK(names_of_task(reg, "c") == "c\n  c waits\n");
+  consumer_wakes.set();
+  outside_wakes.set();
+  CHECK_FALSE(reg.get(std::string("c")));
+}
+
+namespace {
+
+/// Coroutine frames from one static slot while it is free, so that a
+/// coroutine made after another was destroyed reuses its address (malloc
+/// may not, and a sanitizer's allocator never does at once).
+struct one_slot_frames {
+  static void* operator new(std::size_t size) {
+    if (slot_taken || size > sizeof(slot)) return ::operator new(size);
+    slot_taken = true;
+    return slot;
+  }
+  static void operator delete(void* frame) noexcept {
+    if (frame == slot) {
+      slot_taken = false;
+    } else {
+      ::operator delete(frame);
+    }
+  }
+  alignas(std::max_align_t) static inline std::byte slot[1024];
+  static inline bool slot_taken = false;
+};
+
+template <class Mode>
+struct slot_promise : std::conditional_t<Mode::exact, await_tree::promise_mixin, rt::no_mixin>,
+                      one_slot_frames {};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("a coroutine that reuses a cancelled child's frame is not in the child's task",
+                   "[contract][transfer][cancel]", integrated, not_integrated) {
+  using task = typename TestType::template task<>;
+  using leaf_task = rt::basic_task<void, slot_promise<TestType>>;
+  await_tree::registry reg = manual_registry();
+  rt::event never;
+  rt::event outside_wakes;
+  auto leaf = [](rt::event& e, await_tree::span name) -> leaf_task {
+    co_await instrument(e.wait(), std::move(name));
+  };
+  std::optional<leaf_task> child(leaf(never, "child waits"));
+  auto parent = [&]() -> task { co_await instrument(*child, "a waits for the child"); };
+  auto drive = [](auto rooted) -> rt::task<> { co_await std::move(rooted); };
+  std::optional<rt::task<>> driver(
+      drive(reg.register_task(std::string("a"), "a").instrument(parent())));
+  driver->start();
+  if constexpr (TestType::exact) {
+    CHECK(names_of_task(reg, "a") == "a\n  a waits for the child\n    child waits\n");
+  }
+  child.reset();  // cancelled while suspended: its frame's slot is free again
+  REQUIRE_FALSE(one_slot_frames::slot_taken);
+  leaf_task outside = leaf(outside_wakes, "outside");  // takes the slot
+  REQUIRE(one_slot_frames::slot_taken);
+  outside.start();  // resumed directly, in no task: nothing of the library sees it start
+  CHECK(current_root() == "<none>");
+  CHECK(names_of_task(reg, "a") == (TestType::exact ? "a\n  a waits for the child\n" : "a\n"));
+  outside_wakes.set();
+  driver.reset();
+  CHECK_FALSE(reg.get(std::string("a")));
+}
