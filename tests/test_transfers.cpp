@@ -51,6 +51,7 @@ class transfer_queue {
 
   yield_awaiter yield() noexcept { return {*this}; }
   park_awaiter park() noexcept { return {*this}; }  // waits in the queue, suspended plainly
+  void push(std::coroutine_handle<> h) { ready_.push_back(h); }
 
   void run() {
     while (!ready_.empty()) {
@@ -144,6 +145,56 @@ TEST_CASE("a task that wakes another inline is current again when the woken chai
   CHECK(current_root() == "<none>");
   queue.run();
   for (rt::event* e : {&j_wakes, &spawned_wakes, &x_wakes}) e->set();
+  CHECK(reg.collect_all().empty());
+}
+
+namespace {
+
+/// An integrated coroutine that starts suspended and frees itself at its
+/// end: its handle goes in a queue, for whatever runs the queue to start it.
+struct queued_start {
+  struct promise_type : await_tree::promise_mixin {
+    queued_start get_return_object() noexcept {
+      return {std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    auto final_suspend() noexcept { return await_tree::on_final_suspend(std::suspend_never{}); }
+    void return_void() noexcept {}
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<> handle;
+};
+
+}  // namespace
+
+TEST_CASE("eager work of a coroutine that another task's yield started is in no task",
+          "[contract][transfer]") {
+  await_tree::registry reg = manual_registry();
+  transfer_queue queue;
+  rt::event s_wakes;
+  rt::event first_wakes;
+  rt::event second_wakes;
+  rt::event x_wakes;
+  auto unregistered = [&]() -> queued_start {
+    [&]() -> fire_and_forget { co_await instrument(first_wakes.wait(), "first spawned"); }();
+    [&]() -> fire_and_forget { co_await instrument(second_wakes.wait(), "second spawned"); }();
+    co_return;
+  };
+  queue.push(unregistered().handle);
+  auto sleeper = [&]() -> rt::task<> {
+    co_await instrument(s_wakes.wait(), "s waits");
+    co_await queue.yield();  // plain: starts the unregistered coroutine
+  };
+  auto waker = [&]() -> rt::task<> {
+    s_wakes.set();
+    co_await instrument(x_wakes.wait(), "x waits");
+  };
+  start(reg.register_task(std::string("s"), "s").instrument(sleeper()));
+  start(reg.register_task(std::string("x"), "x").instrument(waker()));
+  CHECK(names_of_task(reg, "x") == "x\n  x waits\n");
+  CHECK(names_of_task(reg, "s") == "s\n");
+  for (rt::event* e : {&first_wakes, &second_wakes, &x_wakes}) e->set();
+  queue.run();
   CHECK(reg.collect_all().empty());
 }
 
@@ -295,4 +346,148 @@ TEMPLATE_TEST_CASE("a coroutine that reuses a cancelled child's frame is not in 
   outside_wakes.set();
   driver.reset();
   CHECK_FALSE(reg.get(std::string("a")));
+}
+
+namespace {
+
+/// An integrated lazy task that hands its end to whoever awaited it, with its
+/// handle in the open, for a wrapper to start.
+struct open_task {
+  struct promise_type : await_tree::promise_mixin {
+    std::coroutine_handle<> awaiting;
+
+    struct to_awaiting {
+      bool await_ready() const noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        return h.promise().awaiting;
+      }
+      void await_resume() const noexcept {}
+    };
+
+    open_task get_return_object() noexcept {
+      return open_task(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    auto final_suspend() noexcept { return await_tree::on_final_suspend(to_awaiting{}); }
+    void return_void() noexcept {}
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+
+  explicit open_task(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
+  open_task(open_task&& other) noexcept : handle(std::exchange(other.handle, {})) {}
+  open_task& operator=(open_task&&) = delete;
+  ~open_task() {
+    if (handle) handle.destroy();
+  }
+
+  std::coroutine_handle<promise_type> handle;
+};
+
+/// Awaits a task by starting it with a symmetric transfer, without being a
+/// task type itself (a timeout's wrapper): the library cannot tell that the
+/// transfer goes to the awaited task's coroutine.
+struct started_by_wrapper {
+  open_task& task;
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+    task.handle.promise().awaiting = awaiting;
+    return task.handle;
+  }
+  void await_resume() const noexcept {}
+};
+
+}  // namespace
+
+TEST_CASE("a state held back for a coroutine stays held while other tasks wake and suspend",
+          "[contract][transfer]") {
+  await_tree::registry reg = manual_registry();
+  rt::event x_wakes;
+  rt::event w_wakes;
+  rt::event w_waits_again;
+  rt::event child_waits;
+  rt::event z_waits;
+  auto child = [&]() -> open_task {
+    w_wakes.set();  // w resumes and suspends again inline
+    { const await_tree::context_scope outside_any_task{await_tree::task_context{}}; }
+    co_await instrument(child_waits.wait(), "x child");
+  };
+  auto woken = [&]() -> rt::task<> {
+    co_await instrument(x_wakes.wait(), "x waits");
+    open_task started = child();
+    co_await started_by_wrapper{started};
+  };
+  auto other = [&]() -> rt::task<> {
+    co_await instrument(w_wakes.wait(), "w waits");
+    co_await instrument(w_waits_again.wait(), "w waits again");
+  };
+  std::string current_after_set;
+  auto waker = [&]() -> rt::task<> {
+    x_wakes.set();  // x's wrapper hands the thread to its child, unseen
+    current_after_set = current_root();
+    co_await instrument(z_waits.wait(), "z waits");
+  };
+  start(reg.register_task(std::string("w"), "w").instrument(other()));
+  start(reg.register_task(std::string("x"), "x").instrument(woken()));
+  start(reg.register_task(std::string("z"), "z").instrument(waker()));
+  CHECK(current_after_set == "z");
+  CHECK(names_of_task(reg, "z") == "z\n  z waits\n");
+  CHECK(names_of_task(reg, "w") == "w\n  w waits again\n");
+  CHECK(names_of_task(reg, "x") == "x\n");  // the child's place is unknown: shown nowhere
+  for (rt::event* e : {&child_waits, &w_waits_again, &z_waits}) e->set();
+  CHECK(reg.collect_all().empty());
+}
+
+namespace {
+
+/// An integrated task whose final awaiter frees the frame, then resumes the
+/// awaiting coroutine inline: the awaiter resumes while the thread still
+/// names the child, whose context is gone.
+struct frees_then_resumes {
+  struct promise_type : await_tree::promise_mixin {
+    std::coroutine_handle<> awaiter;
+
+    struct free_then_resume {
+      bool await_ready() const noexcept { return false; }
+      void await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        const std::coroutine_handle<> next = h.promise().awaiter;
+        h.destroy();
+        next.resume();
+      }
+      void await_resume() const noexcept {}
+    };
+
+    frees_then_resumes get_return_object() noexcept {
+      return {std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    auto final_suspend() noexcept { return await_tree::on_final_suspend(free_then_resume{}); }
+    void return_void() noexcept {}
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+
+  std::coroutine_handle<promise_type> handle;
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
+    handle.promise().awaiter = awaiter;
+    return handle;
+  }
+  void await_resume() const noexcept {}
+};
+
+}  // namespace
+
+TEST_CASE("an awaiter resumed inline by a child that freed its frame reads nothing of it",
+          "[contract][transfer]") {
+  single_task t;
+  rt::event parent_waits;
+  auto child = []() -> frees_then_resumes { co_await instrument(bounce{}, "child bounces"); };
+  auto body = [&]() -> rt::task<> {
+    co_await instrument(child(), "awaits the child");
+    co_await instrument(parent_waits.wait(), "parent waits");
+  };
+  t.spawn(body());
+  t.ex.run_until(0ms);
+  CHECK(names_of(t.reg.get(0)) == "root\n  parent waits\n");
+  parent_waits.set();
+  CHECK(t.finishes());
 }

@@ -135,13 +135,22 @@ struct suspension {
   bool changed = false;     // whether the thread's state changed before the hand-off
 };
 
-/// Starts an integrated coroutine's context: the position the thread vouches
-/// for it, and what it gives back when it suspends.
+/// Starts an integrated coroutine's context: the position and what to give
+/// back that the await of its task type carried to it, else the position
+/// the thread vouches for it and what ran before it. Taken at its first
+/// await or its end, not when it starts (a promise has no hook there), so a
+/// carried position is bound at the transfer: the code before the first
+/// await may wake other tasks inline.
 inline void start(coroutine_context& c, thread_context& tc, const void* self) noexcept {
   c.started = true;
   if (tc.idle()) return;  // outside any task, with nothing to give back
-  c.home = tc.vouches_for(self) ? tc.here.at : position{};
-  tc.take_resumer(self, c.resumer);
+  if (const carried_state* carried = tc.take_carried_to(self)) {
+    c.home = carried->at;
+    c.resumer = carried->state;
+  } else {
+    c.home = tc.vouches_for(self) ? tc.here.at : position{};
+    tc.take_resumer(self, c.resumer);
+  }
   tc.run(c.home, self);
 }
 
@@ -158,7 +167,7 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
   if (!c.started) {
     start(c, tc, self);
   } else {
-    tc.take_carried(self, c.resumer);  // resumed by a transfer after a co_yield
+    tc.take_given(self, c.resumer);  // resumed by a transfer after a co_yield
   }
   suspension s{.before = tc.here, .give_back = c.resumer, .at = c.home, .changed = false};
   if (owner == nullptr) return s;
@@ -189,7 +198,7 @@ template <bool StartsIntegrated>
       // named more precisely; what it gives back is this coroutine's, the
       // outermost await's, carried above.
       if (tc.here.frame == next && tc.says_task_runs()) {
-        tc.carry(s.give_back, next);
+        tc.carry(s.give_back, next, s.at);
         return;
       }
       if constexpr (!StartsIntegrated) {
@@ -202,7 +211,7 @@ template <bool StartsIntegrated>
       // The awaited task's coroutine runs from its first instruction at
       // `at`, and takes what this activation gives back.
       tc.transfer({s.at, next, context_kind::running});
-      tc.carry(s.give_back, next);
+      tc.carry(s.give_back, next, s.at);
       return;
     case handoff::suspended:
       tc.set(s.give_back);
@@ -222,24 +231,25 @@ template <bool StartsIntegrated>
 /// inlined here depended on how much else the program's translation unit
 /// inlines (+30 instructions a resumption when it was not).
 ///
-/// `awaited` is the integrated coroutine the await transferred to, if any
-/// (`awaited_context` its context). When that coroutine still runs here,
-/// neither ended nor suspended where the library sees it, it came back by a
-/// transfer the library does not see (a co_yield): what it would have given
-/// back is what this coroutine gives back.
-[[gnu::noinline, gnu::flatten]] inline void resume_integrated(
-    coroutine_context& c, const void* self, const void* awaited,
-    const coroutine_context* awaited_context) noexcept {
+/// `awaited` is the integrated coroutine the await transferred to, if any.
+/// When the thread still says that coroutine runs, it neither ended nor
+/// suspended where the library sees it: it came back by a transfer the
+/// library does not see (a co_yield), or resumed this one inline from its
+/// final awaiter, after which its frame may be gone. What it gives back
+/// cannot be read then: this coroutine gives back only what was carried to
+/// it and not taken.
+[[gnu::noinline, gnu::flatten]] inline void resume_integrated(coroutine_context& c,
+                                                              const void* self,
+                                                              const void* awaited) noexcept {
   thread_context& tc = thread_context_in_place();
   if (c.home.empty() && tc.idle()) {  // outside any task, with nothing to give back
     c.resumer = {};
     return;
   }
-  if (awaited != nullptr && tc.here.frame == awaited && tc.handed_back_to == nullptr &&
-      tc.here.kind == context_kind::running) [[unlikely]] {
-    if (!tc.take_carried(awaited, c.resumer)) {
-      c.resumer = awaited_context->started ? awaited_context->resumer : context_state{};
-    }
+  if (awaited != nullptr && tc.here.frame == awaited && tc.here.kind == context_kind::running &&
+      tc.here.held_for == nullptr) [[unlikely]] {
+    c.resumer = {};
+    tc.take_given(awaited, c.resumer);
   } else {
     tc.take_resumer(self, c.resumer);
   }
@@ -259,7 +269,7 @@ template <bool StartsIntegrated>
     if (tc.idle()) return {};  // outside any task, with nothing to give back
     tc.take_resumer(self, c.resumer);
   } else {
-    tc.take_carried(self, c.resumer);  // resumed by a transfer after a co_yield
+    tc.take_given(self, c.resumer);  // resumed by a transfer after a co_yield
   }
   return c.resumer;
 }

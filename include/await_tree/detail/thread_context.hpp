@@ -23,11 +23,12 @@
 //   await_suspend of integrated coroutine `frame` starting code, a task's
 //   root, a context_scope; undone when the region ends. Trusted by everyone.
 //
-// A state may be *held back* (`handed_back_to`): it is what runs below the
-// coroutine that runs now, which the library cannot see (a symmetric
-// transfer went to it: the awaiter of an ending coroutine, a scheduler's
-// next, an event's waiter). Then nothing is trusted: an integrated
-// coroutine takes the state when it resumes (as what it gives back), and
+// A state may be *held back* for a coroutine (`held_for`): it is what runs
+// below that coroutine, which runs now and which the library cannot see (a
+// symmetric transfer went to it: the awaiter of an ending coroutine, a
+// scheduler's next, an event's waiter). Then nothing is trusted: that
+// coroutine, if integrated, takes the state when it resumes (as what it
+// gives back); any other coroutine that resumes gives it back still held;
 // one that starts takes its position only when the state is its own.
 //
 // Only `running` and `window`, not held back, say that code of the task runs
@@ -81,9 +82,10 @@ struct context_state {
   position at;
   const void* frame = nullptr;
   context_kind kind = context_kind::none;
+  const void* held_for = nullptr;  // held back for this coroutine (see thread_context)
 
   [[nodiscard]] bool says_task_runs() const noexcept {
-    return kind == context_kind::running || kind == context_kind::window;
+    return held_for == nullptr && (kind == context_kind::running || kind == context_kind::window);
   }
 };
 
@@ -137,6 +139,7 @@ struct published_position {
 struct carried_state {
   const void* frame = nullptr;
   context_state state;
+  position at;  // where `frame` starts: bound at the transfer, whatever runs before its first await
 };
 
 /// One thread's context: what runs now, and the states carried to integrated
@@ -148,12 +151,13 @@ struct carried_state {
 /// A *handback*: when a transfer goes to a coroutine of a type unknown here
 /// (an integrated coroutine ending, to the coroutine that awaited it; any
 /// await, to a scheduler's next or an event's waiter), `here` is already what
-/// the activation gives back, but it is held back for `handed_back_to`: an
-/// integrated coroutine takes it when it resumes; while code of any other
-/// runs, `here` vouches for nobody but the coroutine it names.
+/// the activation gives back, but it is held back for that coroutine
+/// (`held_for`): an integrated one takes it when it resumes; while code of
+/// any other runs, `here` vouches for nobody but the coroutine it names. The
+/// mark is part of the state, so that whatever saves and restores the state
+/// (an activation nested in that code, a context_scope) keeps it.
 struct thread_context {
   context_state here;
-  const void* handed_back_to = nullptr;
   std::array<carried_state, 4> carried{};
   std::uint32_t carried_count = 0;
   published_position published;
@@ -161,7 +165,6 @@ struct thread_context {
 
   void set(const context_state& s) noexcept {
     here = s;
-    handed_back_to = nullptr;
     // Two calls, not one of a chosen position: the choice was built on the
     // stack, then read back (8 instructions a set).
     if (s.says_task_runs()) {
@@ -175,7 +178,7 @@ struct thread_context {
   /// the same position (from a window to the coroutine started at its node),
   /// what is published stays, and only the coroutine is renamed.
   [[gnu::always_inline]] void transfer(const context_state& s) noexcept {
-    if (s.kind == context_kind::running && says_task_runs() && here.at == s.at) {
+    if (s.kind == context_kind::running && here.says_task_runs() && here.at == s.at) {
       here.frame = s.frame;
       here.kind = s.kind;
       return;
@@ -187,25 +190,23 @@ struct thread_context {
   /// (a coroutine starting where the transfer to it said it would).
   void run(const position& at, const void* frame) noexcept {
     if (here.kind != context_kind::running || here.frame != frame || here.at != at ||
-        handed_back_to != nullptr) {
+        here.held_for != nullptr) {
       // set(), without building the state on the stack first.
       here.at = at;
       here.frame = frame;
+      here.held_for = nullptr;
       here.kind = context_kind::running;
-      handed_back_to = nullptr;
       publish(at);
     }
   }
 
   void hand_back(const context_state& s, const void* next) noexcept {
     here = s;
-    handed_back_to = next;
+    here.held_for = next;
     publish_nothing();
   }
 
-  [[nodiscard]] bool says_task_runs() const noexcept {
-    return handed_back_to == nullptr && here.says_task_runs();
-  }
+  [[nodiscard]] bool says_task_runs() const noexcept { return here.says_task_runs(); }
 
   /// Whether this thread knows of no task: no position, nothing carried.
   /// Every state without a position then means what `none` means (nothing
@@ -217,7 +218,7 @@ struct thread_context {
   /// Whether a coroutine `self` that starts now may take the position of
   /// `here` as its own.
   [[nodiscard]] bool vouches_for(const void* self) const noexcept {
-    if (handed_back_to != nullptr) return here.frame == self;
+    if (here.held_for != nullptr) return here.frame == self;
     return here.says_task_runs();
   }
 
@@ -225,39 +226,58 @@ struct thread_context {
   /// nothing. Always inlined into end_suspend: left to GCC's unit-wide
   /// inlining budget, it was called out of line in some programs and not in
   /// others (+32 instructions a transfer).
-  [[gnu::always_inline]] void carry(const context_state& s, const void* next) noexcept {
+  [[gnu::always_inline]] void carry(const context_state& s, const void* next,
+                                    const position& at) noexcept {
     if (carried_count > 0 && carried[carried_count - 1].frame == next) {
       carried[carried_count - 1].state = s;  // an enclosing await's, which it replaces
       return;
     }
     if (carried_count == carried.size()) [[unlikely]]
       drop_oldest_carried();
-    carried[carried_count++] = {next, s};
+    carried[carried_count++] = {next, s, at};
   }
 
-  /// Takes, into `out`, the state carried to `self` if it is the last one
-  /// carried: `self` was transferred to at a point where the library does
-  /// not see it resume (after a co_yield).
-  [[gnu::always_inline]] bool take_carried(const void* self, context_state& out) noexcept {
-    if (carried_count == 0 || carried[carried_count - 1].frame != self) return false;
-    out = carried[--carried_count].state;
-    return true;
+  /// The state carried to `self`, taken off the list with those above it
+  /// (they belong to activations that have ended); null when there is none.
+  /// Valid until the next carry().
+  [[gnu::always_inline]] const carried_state* take_carried_to(const void* self) noexcept {
+    for (std::uint32_t i = carried_count; i-- > 0;) {
+      if (carried[i].frame == self) {
+        carried_count = i;
+        return &carried[i];
+      }
+    }
+    return nullptr;
+  }
+
+  /// Takes, into `out`, what a transfer gave `self` if the library did not
+  /// see `self` resume from it (after a co_yield): the state carried to it
+  /// last, or the state held back for it.
+  [[gnu::always_inline]] void take_given(const void* self, context_state& out) noexcept {
+    if (carried_count > 0 && carried[carried_count - 1].frame == self) {
+      out = carried[--carried_count].state;
+    } else if (here.held_for == self) [[unlikely]] {
+      out = here;
+      out.held_for = nullptr;
+    }
   }
 
   /// What a coroutine `self` starting or resuming now gives back when it
   /// next suspends, written to `out`: what was carried or handed back to it,
-  /// else what ran before it (never its own state: that was handed to it by
-  /// a transfer whose carried state is gone). Written in place: returned by
-  /// value, the choice between two states was built on the stack and copied.
+  /// else what ran before it, held back still if it was held back for
+  /// another coroutine (the code below may be that one's); nothing when
+  /// that is `self`'s own state (handed to it by a transfer whose carried
+  /// state is gone). Written in place: returned by value, the choice between
+  /// two states was built on the stack and copied.
   [[gnu::always_inline]] void take_resumer(const void* self, context_state& out) noexcept {
-    for (std::uint32_t i = carried_count; i-- > 0;) {
-      if (carried[i].frame == self) {
-        carried_count = i;  // those above belong to activations that have ended
-        out = carried[i].state;
-        return;
-      }
+    if (const carried_state* carried_here = take_carried_to(self)) {
+      out = carried_here->state;
+      return;
     }
-    if (handed_back_to == self || here.frame != self) {
+    if (here.held_for == self) {
+      out = here;
+      out.held_for = nullptr;
+    } else if (here.held_for != nullptr || here.frame != self) {
       out = here;
     } else {
       out = {};

@@ -28,34 +28,27 @@ template <class Promise>
 coroutine_context& context_of(std::coroutine_handle<Promise> h) noexcept;
 
 /// Whether awaiting an `A` starts a coroutine of an integrated type (a task
-/// of an integrated task type, whose promise is `promise`): a symmetric
-/// transfer made by that await goes to a coroutine that runs in the task
-/// from its first instruction. Specialised for awaitables that run another
-/// (a task's root).
+/// of an integrated task type): a symmetric transfer made by that await goes
+/// to a coroutine that runs in the task from its first instruction.
+/// Specialised for awaitables that run another (a task's root).
 template <class A>
-struct starts_integrated : std::false_type {
-  using promise = void;
-};
+struct starts_integrated : std::false_type {};
 
 template <class A>
 requires integrated_promise<typename A::promise_type>
 struct starts_integrated<A> : std::true_type {
-  using promise = typename A::promise_type;
 };
 
 template <class A>
-using starts_integrated_t = starts_integrated<std::remove_cvref_t<A>>;
+inline constexpr bool starts_integrated_v = starts_integrated<std::remove_cvref_t<A>>::value;
 
-template <class A>
-inline constexpr bool starts_integrated_v = starts_integrated_t<A>::value;
-
-template <class Inner, class Starts>
+template <class Inner, bool StartsIntegrated>
 class tracing_awaiter;
 
 template <class T>
 inline constexpr bool is_tracing_awaiter_v = false;
-template <class Inner, class Starts>
-inline constexpr bool is_tracing_awaiter_v<tracing_awaiter<Inner, Starts>> = true;
+template <class Inner, bool StartsIntegrated>
+inline constexpr bool is_tracing_awaiter_v<tracing_awaiter<Inner, StartsIntegrated>> = true;
 
 /// Calls `inner.await_suspend(h)` between `begin` (already done, its result
 /// `s`) and end_suspend, whatever kind of result it returns. When it throws,
@@ -105,10 +98,9 @@ auto suspend_through(Inner& inner, std::coroutine_handle<Promise> h, const suspe
 
 /// Wraps the awaiter of an instrumented await (with an owner) or of a plain
 /// await of an integrated coroutine (without), and runs the protocol of
-/// suspension.hpp around it. `Starts` is the awaitable's starts_integrated.
-/// In a coroutine that is not integrated it only forwards: see
-/// suspension.hpp.
-template <class Inner, class Starts>
+/// suspension.hpp around it. In a coroutine that is not integrated it only
+/// forwards: see suspension.hpp.
+template <class Inner, bool StartsIntegrated>
 class tracing_awaiter {
  public:
   template <class A>
@@ -126,8 +118,8 @@ class tracing_awaiter {
       self_ = h.address();
       context_ = &context_of(h);
       const suspension s = begin_integrated(*context_, owner_, self_);
-      return suspend_through<Starts::value>(inner_, h, s, self_,
-                                            Starts::value ? &awaited_ : nullptr);
+      return suspend_through<StartsIntegrated>(inner_, h, s, self_,
+                                               StartsIntegrated ? &awaited_ : nullptr);
     } else {
       return inner_.await_suspend(h);
     }
@@ -151,21 +143,9 @@ class tracing_awaiter {
   void finish_await() noexcept {
     // A nested wrapper's own finish, which ran first, has resumed it.
     if constexpr (!is_tracing_awaiter_v<std::remove_cvref_t<Inner>>) {
-      resume_integrated(*context_, self_, awaited_, awaited_context());
+      resume_integrated(*context_, self_, awaited_);
     }
     if (owner_ != nullptr) owner_->reset();
-  }
-
-  /// The context of the coroutine the await transferred to; computed, not
-  /// read: that coroutine may be gone.
-  [[nodiscard]] const coroutine_context* awaited_context() const noexcept {
-    if constexpr (Starts::value) {
-      if (awaited_ == nullptr) return nullptr;
-      using promise = typename Starts::promise;
-      return &context_of(std::coroutine_handle<promise>::from_address(const_cast<void*>(awaited_)));
-    } else {
-      return nullptr;
-    }
   }
 
   Inner inner_;  // a reference when the awaitable is its own awaiter
@@ -176,7 +156,7 @@ class tracing_awaiter {
 };
 
 template <class A>
-tracing_awaiter(A&&, node_owner*) -> tracing_awaiter<awaiter_t<A>, starts_integrated_t<A>>;
+tracing_awaiter(A&&, node_owner*) -> tracing_awaiter<awaiter_t<A>, starts_integrated_v<A>>;
 
 }  // namespace detail
 }  // namespace await_tree
