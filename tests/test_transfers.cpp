@@ -307,7 +307,7 @@ struct one_slot_frames {
       ::operator delete(frame);
     }
   }
-  alignas(std::max_align_t) static inline std::byte slot[1024];
+  alignas(std::max_align_t) static inline std::byte slot[16384];  // sanitizers enlarge frames
   static inline bool slot_taken = false;
 };
 
