@@ -60,12 +60,11 @@ class node_owner {
 
   /// Puts the node under `parent`, creating it or re-attaching it, and
   /// returns its position; nothing when the task has ended or the span is
-  /// not recorded there. A node whose parent is gone is a detached root when
-  /// `parent_known` (an integrated coroutine's own position), and not made
-  /// otherwise: a position only vouched for may be left over.
-  position attach(const position& parent, bool parent_known) {
+  /// not recorded there. `parent` is an integrated coroutine's own
+  /// position: a node whose parent is gone is a detached root.
+  position attach(const position& parent) {
     if (parent.empty() && tree_ == nullptr) return {};  // outside any task
-    return attach_in_tree(parent, parent_known);
+    return attach_in_tree(parent);
   }
 
   /// Removes the node, if any; its pending children become detached.
@@ -76,13 +75,12 @@ class node_owner {
  private:
   // Both out of line: an await outside any task, which owns no node, only
   // tests two pointers inline.
-  [[gnu::noinline]] position attach_in_tree(const position& parent, bool parent_known) {
+  [[gnu::noinline]] position attach_in_tree(const position& parent) {
     if (tree_ != nullptr && tree_ != parent.tree) reset();  // awaited again elsewhere
     if (parent.empty()) return {};
     tree_state& t = *parent.tree;
     const auto lock = t.lock();
     if (!t.is_open_at(parent) || !t.records(label_)) return {};
-    if (!parent_known && !t.contains(parent.node)) return {};
     if (tree_ == &t && t.contains(node_)) {
       t.reattach(node_, parent.node);
     } else {
@@ -172,7 +170,7 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
   suspension s{.before = tc.here, .give_back = c.resumer, .at = c.home, .changed = false};
   if (owner == nullptr) return s;
   const bool nested = tc.here.kind == context_kind::window && tc.here.frame == self;
-  const position node = owner->attach(nested ? tc.here.at : c.home, true);
+  const position node = owner->attach(nested ? tc.here.at : c.home);
   if (node.empty()) return s;
   s.at = node;
   s.changed = true;

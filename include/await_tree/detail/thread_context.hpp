@@ -256,9 +256,8 @@ struct thread_context {
   [[gnu::always_inline]] void take_given(const void* self, context_state& out) noexcept {
     if (carried_count > 0 && carried[carried_count - 1].frame == self) {
       out = carried[--carried_count].state;
-    } else if (here.held_for == self) [[unlikely]] {
-      out = here;
-      out.held_for = nullptr;
+    } else {
+      take_held_for(self, out);
     }
   }
 
@@ -274,10 +273,8 @@ struct thread_context {
       out = carried_here->state;
       return;
     }
-    if (here.held_for == self) {
-      out = here;
-      out.held_for = nullptr;
-    } else if (here.held_for != nullptr || here.frame != self) {
+    if (take_held_for(self, out)) return;
+    if (here.held_for != nullptr || here.frame != self) {
       out = here;
     } else {
       out = {};
@@ -292,6 +289,14 @@ struct thread_context {
     if (listed) published.store({});
   }
   void publish_first(const position& p) noexcept;  // the thread's first, which lists it
+
+  /// Takes, into `out`, the state held back for `self`, no longer held.
+  [[gnu::always_inline]] bool take_held_for(const void* self, context_state& out) noexcept {
+    if (here.held_for != self) return false;
+    out = here;
+    out.held_for = nullptr;
+    return true;
+  }
 
   // Out of line and cold, as the rest of the rare paths of the await path.
   [[gnu::noinline, gnu::cold]] void drop_oldest_carried() noexcept {
