@@ -47,8 +47,9 @@ tree tree_state::snapshot_into(const std::shared_ptr<NodeStorage>& storage) cons
   const std::size_t first = nodes.size();
   thread_local std::vector<pending_visit> stack;
   stack.clear();
+  const child_lists& children = gather_children();
   stack.push_back({root_node, 0});
-  push_children(detached_container, 0, stack);
+  push_children(children, detached_container, 0, stack);
   std::rotate(stack.begin(), stack.begin() + 1, stack.end());  // the main tree first
 
   const running_set running =
@@ -65,8 +66,8 @@ tree tree_state::snapshot_into(const std::shared_ptr<NodeStorage>& storage) cons
       current_start = s.start;
     }
     nodes.push_back({v.id, label_only(*s.label), now - s.start, v.depth, is_current,
-                     s.parent == detached_container, describe_wait(*s.label)});
-    push_children(v.id, v.depth + 1, stack);
+                     parent_id(v.id) == detached_container, describe_wait(*s.label)});
+    push_children(children, v.id, v.depth + 1, stack);
   }
   return tree(storage, first, current, threshold_, {this, incarnation_});
 }

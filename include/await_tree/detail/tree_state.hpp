@@ -32,6 +32,11 @@ inline constexpr node_id root_node = 1;
 
 /// One task's live await-tree: an arena of nodes behind a lock.
 ///
+/// A node keeps only its parent (by slot and serial number), not its
+/// children: adding and removing one touches no other node. A node whose
+/// parent is gone (the parent's serial moved on) is a detached root from
+/// then on, without being visited; snapshots gather the children.
+///
 /// Lifetime is reference counted. References are held by the task's root
 /// (until it ends), by snapshots in progress, by context captures, and by the
 /// instrumented nodes that outlive the root, as a group. While the root lives
@@ -109,11 +114,12 @@ class tree_state {
   }
 
   [[nodiscard]] bool contains(node_ref n) const noexcept {
-    return n.id < slots_.size() && slots_[n.id].live && slots_[n.id].serial == n.serial;
+    return n.id < slots_.size() && slots_[n.id].live() && slots_[n.id].serial == n.serial;
   }
 
+  /// The parent of `n` (a detached root's is the hidden detached container).
   [[nodiscard]] node_ref parent_of(node_ref n) const noexcept {
-    const node_id p = slots_[n.id].parent;
+    const node_id p = parent_id(n.id);
     return {p, slots_[p].serial};
   }
 
@@ -124,8 +130,8 @@ class tree_state {
     slot& s = slots_[id];
     s.label = label;
     s.start = clock_();
-    s.order = next_order_++;
-    link(id, contains(parent) ? parent.id : detached_container);
+    s.order = static_cast<std::uint32_t>(next_order_++);
+    s.parent = parent;  // if it is gone already, the node is detached (see parent_id)
     ++instrumented_nodes_;
     return {id, s.serial};
   }
@@ -133,22 +139,23 @@ class tree_state {
   /// Moves `n` (and its subtree) under `parent`; a no-op when that would put a
   /// node inside its own subtree.
   void reattach(node_ref n, node_ref parent) noexcept {
-    const node_id target = contains(parent) ? parent.id : detached_container;
-    for (node_id a = target; a != no_node; a = slots_[a].parent) {
+    if (!contains(parent)) {
+      slots_[n.id].parent = parent;  // detached
+      return;
+    }
+    for (node_id a = parent.id; a != no_node; a = parent_id(a)) {
       if (a == n.id) return;
     }
-    unlink(n.id);
-    link(n.id, target);
+    slots_[n.id].parent = parent;
   }
 
   void relabel(node_ref n, const span* label) noexcept { slots_[n.id].label = label; }
 
-  /// Removes `n`; its children become detached subtrees. Returns true when it
-  /// was the last instrumented node of an ended task: the caller then calls
-  /// `release()` once it has unlocked the mutex.
+  /// Removes `n`; its children become detached subtrees (their parent's
+  /// serial moves on). Returns true when it was the last instrumented node of
+  /// an ended task: the caller then calls `release()` once it has unlocked
+  /// the mutex.
   [[nodiscard]] bool remove(node_ref n) noexcept {
-    detach_children(n.id);
-    unlink(n.id);
     free_slot(n.id);
     return --instrumented_nodes_ == 0 && closed_;
   }
@@ -158,7 +165,7 @@ class tree_state {
   /// nodes still pending take one of their own (see remove).
   void close() noexcept {
     closed_ = true;
-    detach_children(root_node);
+    ++slots_[root_node].serial;  // the root's subtrees are detached
     if (instrumented_nodes_ > 0) acquire();
   }
 
@@ -182,9 +189,10 @@ class tree_state {
   };
 
   /// Calls `visit(node_view)` for each node, in the order of snapshot(),
-  /// without allocating: the crash handlers' snapshot. Siblings are put in
-  /// order by scanning them, which is quadratic in a node's child count, so
-  /// the walk stops as soon as `visit` returns false.
+  /// without allocating: the crash handlers' snapshot. Each next node is
+  /// found by scanning the arena (nodes keep no child lists), which is
+  /// quadratic in the tree's size, so the walk stops as soon as `visit`
+  /// returns false.
   template <class Visit>
   void walk(Visit visit) const {
     const std::chrono::nanoseconds now = clock_();
@@ -207,16 +215,20 @@ class tree_state {
     std::uint32_t depth;
   };
   struct slot {
-    const span* label = nullptr;
+    const span* label = nullptr;  // null while the slot is free
     std::chrono::nanoseconds start{};
-    std::uint64_t order = 0;  // creation order: breaks ties between equal start times
-    node_id parent = no_node;
-    node_id first_child = no_node;
-    node_id last_child = no_node;
-    node_id prev = no_node;
-    node_id next = no_node;  // also links the free list
+    node_ref parent;          // while free, its id links the free list
+    std::uint32_t order = 0;  // creation order: breaks ties between equal start times
     std::uint32_t serial = 0;
-    bool live = false;
+
+    [[nodiscard]] bool live() const noexcept { return label != nullptr; }
+  };
+
+  /// The children of every node, gathered by a snapshot: first child and
+  /// next sibling by slot, in no particular order.
+  struct child_lists {
+    std::vector<node_id> first_child;
+    std::vector<node_id> next_sibling;
   };
 
   /// The nodes where threads run code of this tree now (see
@@ -255,9 +267,8 @@ class tree_state {
   // ever freed, and an incarnation ends with both childless (its last node
   // gone), so they are set up here once; open() only restarts the root.
   tree_state() : slots_(2) {
-    slots_[detached_container].live = true;
+    slots_[detached_container].label = &root_span_;  // never shown: live, with a name
     slots_[root_node].label = &root_span_;
-    slots_[root_node].live = true;
   }
   ~tree_state() = delete;  // recycled, never freed
 
@@ -293,57 +304,48 @@ class tree_state {
   node_id allocate() {
     if (free_head_ != no_node) {
       const node_id id = free_head_;
-      free_head_ = slots_[id].next;
-      slots_[id].live = true;
+      free_head_ = slots_[id].parent.id;
       return id;
     }
-    slots_.emplace_back().live = true;
+    slots_.emplace_back();
     return static_cast<node_id>(slots_.size() - 1);
   }
 
   void free_slot(node_id id) noexcept {
     slot& s = slots_[id];
-    s.live = false;
     s.label = nullptr;
     ++s.serial;
-    s.next = free_head_;
+    s.parent.id = free_head_;
     free_head_ = id;
   }
 
-  void link(node_id id, node_id parent) noexcept {
-    slot& s = slots_[id];
-    slot& p = slots_[parent];
-    s.parent = parent;
-    s.prev = p.last_child;
-    s.next = no_node;
-    if (p.last_child != no_node) {
-      slots_[p.last_child].next = id;
-    } else {
-      p.first_child = id;
-    }
-    p.last_child = id;
+  /// The slot of the parent of `id`: the detached container once the parent
+  /// is gone; no_node for the root and the container.
+  [[nodiscard]] node_id parent_id(node_id id) const noexcept {
+    const node_ref p = slots_[id].parent;
+    if (p.id == no_node) return no_node;
+    return contains(p) ? p.id : detached_container;
   }
 
-  void unlink(node_id id) noexcept {
-    slot& s = slots_[id];
-    slot& p = slots_[s.parent];
-    (s.prev != no_node ? slots_[s.prev].next : p.first_child) = s.next;
-    (s.next != no_node ? slots_[s.next].prev : p.last_child) = s.prev;
-    s.parent = s.prev = s.next = no_node;
-  }
-
-  void detach_children(node_id id) noexcept {
-    while (slots_[id].first_child != no_node) {
-      const node_id child = slots_[id].first_child;
-      unlink(child);
-      link(child, detached_container);
+  /// The children of every live node, for one snapshot. Kept by the thread
+  /// between snapshots: a registry's snapshot copies thousands of trees.
+  [[nodiscard]] const child_lists& gather_children() const {
+    thread_local child_lists lists;
+    lists.first_child.assign(slots_.size(), no_node);
+    lists.next_sibling.resize(slots_.size());
+    for (node_id id = root_node + 1; id < slots_.size(); ++id) {
+      if (!slots_[id].live()) continue;
+      const node_id p = parent_id(id);
+      lists.next_sibling[id] = std::exchange(lists.first_child[p], id);
     }
+    return lists;
   }
 
   /// Pushes the children of `id` onto `stack` so that they pop in start order.
-  void push_children(node_id id, std::uint32_t depth, std::vector<pending_visit>& stack) const {
+  void push_children(const child_lists& lists, node_id id, std::uint32_t depth,
+                     std::vector<pending_visit>& stack) const {
     const std::size_t first = stack.size();
-    for (node_id c = slots_[id].first_child; c != no_node; c = slots_[c].next) {
+    for (node_id c = lists.first_child[id]; c != no_node; c = lists.next_sibling[c]) {
       stack.push_back({c, depth});
     }
     std::sort(stack.begin() + static_cast<std::ptrdiff_t>(first), stack.end(),
@@ -366,11 +368,13 @@ class tree_state {
   }
 
   /// The child of `parent` that starts next after `after` (the first child
-  /// when `after` is no_node); no_node when there is none.
+  /// when `after` is no_node); no_node when there is none. Scans every slot:
+  /// only the crash handlers' walk, which may not allocate, asks.
   [[nodiscard]] node_id next_child_by_start(node_id parent, node_id after) const noexcept {
     node_id best = no_node;
-    for (node_id c = slots_[parent].first_child; c != no_node; c = slots_[c].next) {
-      if ((after == no_node || starts_before(after, c)) &&
+    for (node_id c = root_node + 1; c < slots_.size(); ++c) {
+      if (slots_[c].live() && parent_id(c) == parent &&
+          (after == no_node || starts_before(after, c)) &&
           (best == no_node || starts_before(c, best))) {
         best = c;
       }
@@ -387,7 +391,7 @@ class tree_state {
     for (node_id n = top; n != no_node;) {
       const slot& s = slots_[n];
       if (!visit(node_view{n, *s.label, now - s.start, depth, shows_current(n, running),
-                           s.parent == detached_container})) {
+                           parent_id(n) == detached_container})) {
         return false;
       }
       if (const node_id child = next_child_by_start(n, no_node); child != no_node) {
@@ -403,8 +407,8 @@ class tree_state {
   /// The next sibling of `n` or of its nearest ancestor below `top` that has
   /// one, with `depth` updated; no_node when `top`'s subtree is done.
   [[nodiscard]] node_id next_beyond(node_id n, node_id top, std::uint32_t& depth) const noexcept {
-    for (; n != top; n = slots_[n].parent, --depth) {
-      if (const node_id sibling = next_child_by_start(slots_[n].parent, n); sibling != no_node) {
+    for (; n != top; n = parent_id(n), --depth) {
+      if (const node_id sibling = next_child_by_start(parent_id(n), n); sibling != no_node) {
         return sibling;
       }
     }
