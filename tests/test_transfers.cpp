@@ -14,6 +14,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <coroutine>
 #include <cstddef>
 #include <deque>
@@ -492,4 +493,124 @@ TEST_CASE("an awaiter resumed inline by a child that freed its frame reads nothi
   CHECK(names_of(t.reg.get(0)) == "root\n  parent waits\n");
   parent_waits.set();
   CHECK(t.finishes());
+}
+
+namespace {
+
+/// A coroutine that is not integrated, starts suspended and frees itself at
+/// its end: its handle goes in a queue, for whatever runs the queue to
+/// start it.
+struct unseen_start {
+  struct promise_type {
+    unseen_start get_return_object() noexcept {
+      return {std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<> handle;
+};
+
+}  // namespace
+
+// Task u wakes t inline; t's yield hands the thread to X, which the library
+// cannot see; X wakes a inline, and a hands the thread on to b (by a yield,
+// or by a child's end that transfers to a). When b suspends, X's code goes
+// on: the state given back is u's, held back for X still, or X's eager
+// coroutine takes u's position.
+TEMPLATE_TEST_CASE_SIG(
+    "a state held back for an unseen coroutine stays held when a task it woke "
+    "hands the thread on",
+    "[contract][transfer]", ((bool ByChildEnd), ByChildEnd), false, true) {
+  await_tree::registry reg = manual_registry();
+  transfer_queue queue;
+  rt::event t_wakes;
+  rt::event a_wakes;
+  rt::event b_waits;
+  rt::event u_waits;
+  rt::event x_spawned_waits;
+  std::string current_in_x;
+  auto unseen = [&]() -> unseen_start {
+    a_wakes.set();
+    current_in_x = current_root();
+    [&]() -> fire_and_forget { co_await instrument(x_spawned_waits.wait(), "x spawned"); }();
+    co_return;
+  };
+  auto parked = [&]() -> rt::task<> {
+    co_await queue.park();
+    co_await instrument(b_waits.wait(), "b waits");
+  };
+  auto yielder = [&]() -> rt::task<> {
+    co_await instrument(t_wakes.wait(), "t waits");
+    co_await queue.yield();  // plain: transfers to X
+  };
+  auto a_child = [&]() -> rt::task<> { co_await instrument(a_wakes.wait(), "a child waits"); };
+  auto handing_on = [&]() -> rt::task<> {
+    if constexpr (ByChildEnd) {
+      co_await a_child();  // ends inline in X's code, transferring to a
+      co_await queue.yield();
+    } else {
+      co_await instrument(a_wakes.wait(), "a waits");
+      co_await queue.yield();  // plain: transfers to b
+    }
+  };
+  auto waker = [&]() -> rt::task<> {
+    t_wakes.set();
+    co_await instrument(u_waits.wait(), "u waits");
+  };
+  queue.push(unseen().handle);
+  start(reg.register_task(std::string("b"), "b").instrument(parked()));  // after X
+  start(reg.register_task(std::string("t"), "t").instrument(yielder()));
+  start(reg.register_task(std::string("a"), "a").instrument(handing_on()));
+  start(reg.register_task(std::string("u"), "u").instrument(waker()));
+  CHECK(current_in_x == "<none>");
+  CHECK(names_of_task(reg, "u") == "u\n  u waits\n");
+  CHECK(names_of_task(reg, "b") == "b\n  b waits\n");
+  for (rt::event* e : {&x_spawned_waits, &u_waits, &b_waits}) e->set();
+  queue.run();
+  CHECK(reg.collect_all().empty());
+}
+
+// Each task's child wakes the next task in its first statement, before it
+// has awaited anything: every one of those children, and u, carry the
+// state they give back on the thread at once.
+TEST_CASE("eight activations nested inline before their first awaits are exact",
+          "[contract][transfer]") {
+  constexpr int depth = 8;
+  await_tree::registry reg = manual_registry();
+  std::array<rt::event, depth + 2> wakes;
+  std::array<rt::event, depth + 1> child_waits;
+  rt::event u_waits;
+  std::array<std::string, depth + 1> current_after_child;
+  auto child = [&](int k) -> rt::task<> {
+    if (k < depth) wakes[k + 1].set();
+    co_await instrument(child_waits[k].wait(), "child waits");
+  };
+  auto woken = [&](int k) -> rt::task<> {
+    co_await instrument(wakes[k].wait(), "waits");
+    co_await instrument(child(k), "calls child");
+    current_after_child[k] = current_root();
+  };
+  for (int k = 1; k <= depth; ++k) {
+    start(reg.register_task(std::to_string(k), "t").instrument(woken(k)));
+  }
+  std::string current_after_set;
+  auto waker = [&]() -> rt::task<> {
+    wakes[1].set();
+    current_after_set = current_root();
+    co_await instrument(u_waits.wait(), "u waits");
+  };
+  start(reg.register_task(std::string("u"), "u").instrument(waker()));
+  CHECK(current_after_set == "u");
+  CHECK(names_of_task(reg, "u") == "u\n  u waits\n");
+  for (int k = 1; k <= depth; ++k) {
+    INFO("task " << k);
+    CHECK(names_of_task(reg, std::to_string(k).c_str()) == "t\n  calls child\n    child waits\n");
+  }
+  for (int k = 1; k <= depth; ++k) child_waits[k].set();
+  for (int k = 1; k <= depth; ++k) CHECK(current_after_child[k] == "t");
+  u_waits.set();
+  CHECK(reg.collect_all().empty());
 }

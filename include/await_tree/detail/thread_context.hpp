@@ -156,9 +156,15 @@ struct carried_state {
 /// any other runs, `here` vouches for nobody but the coroutine it names. The
 /// mark is part of the state, so that whatever saves and restores the state
 /// (an activation nested in that code, a context_scope) keeps it.
+///
+/// One state is carried per activation nested inline whose coroutine has
+/// not awaited yet (a task whose first statement sets an event, waking a
+/// task whose child's first statement sets another, ...): eight deep is
+/// exact; the thread-local stays under a kilobyte, which a shared library
+/// loaded with dlopen() can still have in the static TLS block.
 struct thread_context {
   context_state here;
-  std::array<carried_state, 4> carried{};
+  std::array<carried_state, 8> carried{};
   std::uint32_t carried_count = 0;
   published_position published;
   bool listed = false;
@@ -200,9 +206,13 @@ struct thread_context {
     }
   }
 
+  /// `s` is what runs below `next`, held back for it. A state held back
+  /// already stays held for the coroutine it names: the code below `next`
+  /// is that coroutine's (it resumed `next`'s activation inline), which
+  /// `next` gives it back to when it suspends.
   void hand_back(const context_state& s, const void* next) noexcept {
     here = s;
-    here.held_for = next;
+    if (here.held_for == nullptr) here.held_for = next;
     publish_nothing();
   }
 
@@ -222,9 +232,9 @@ struct thread_context {
     return here.says_task_runs();
   }
 
-  /// Past the capacity the oldest goes: its coroutine then gives back
-  /// nothing. Always inlined into end_suspend: left to GCC's unit-wide
-  /// inlining budget, it was called out of line in some programs and not in
+  /// Past the capacity the oldest goes: its coroutine then starts at no
+  /// position and gives back nothing (its tree shows less). Always inlined into end_suspend: left
+  /// to GCC's unit-wide inlining budget, it was called out of line in some programs and not in
   /// others (+32 instructions a transfer).
   [[gnu::always_inline]] void carry(const context_state& s, const void* next,
                                     const position& at) noexcept {
@@ -343,6 +353,10 @@ class thread_list {
   mutable spin_mutex mutex_;
   std::vector<thread_context*> threads_;
 };
+
+// See thread_context: small enough for the static TLS block of a library
+// loaded with dlopen().
+static_assert(sizeof(thread_context) <= 1024);
 
 /// Takes the calling thread off the list when it exits.
 struct thread_listing {
