@@ -614,3 +614,62 @@ TEST_CASE("eight activations nested inline before their first awaits are exact",
   u_waits.set();
   CHECK(reg.collect_all().empty());
 }
+
+namespace {
+
+/// Runs `start` in its await_suspend and resumes at once: work started
+/// inline by a plain await of the awaiting coroutine.
+template <class Start>
+struct runs_inline {
+  Start start;
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<>) {
+    start();
+    return false;
+  }
+  void await_resume() const noexcept {}
+};
+
+}  // namespace
+
+// p wakes t inline; t's yield hands the thread to X, which ends unseen, and
+// p's code goes on under its own state, held back for X. p's next await is
+// p's code: what it starts inline belongs to p again.
+TEST_CASE(
+    "a task whose inline wake-up ended in an unseen coroutine vouches again at its next await",
+    "[contract][transfer]") {
+  await_tree::registry reg = manual_registry();
+  transfer_queue queue;
+  rt::event p_goes;
+  rt::event t_wakes;
+  rt::event child_waits;
+  rt::event p_waits;
+  std::string current_in_child;
+  auto unseen = []() -> unseen_start { co_return; };
+  auto yielder = [&]() -> rt::task<> {
+    co_await instrument(t_wakes.wait(), "t waits");
+    co_await queue.yield();  // plain: transfers to X
+  };
+  auto waker = [&]() -> rt::task<> {
+    co_await p_goes.wait();
+    t_wakes.set();
+    co_await runs_inline{[&] {
+      // Parameters, not captures: the closure is gone when the child resumes.
+      [](rt::event& waits, std::string& current) -> fire_and_forget {
+        co_await instrument(waits.wait(), "p child waits");
+        current = current_root();
+      }(child_waits, current_in_child);
+    }};
+    co_await instrument(p_waits.wait(), "p waits");
+  };
+  queue.push(unseen().handle);
+  start(reg.register_task(std::string("t"), "t").instrument(yielder()));
+  start(reg.register_task(std::string("p"), "p").instrument(waker()));
+  p_goes.set();
+  CHECK(names_of_task(reg, "p") == "p\n  p child waits\n  p waits\n");
+  child_waits.set();
+  CHECK(current_in_child == "p");
+  p_waits.set();
+  queue.run();
+  CHECK(reg.collect_all().empty());
+}

@@ -166,6 +166,7 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
     start(c, tc, self);
   } else {
     tc.take_given(self, c.resumer);  // resumed by a transfer after a co_yield
+    tc.reclaim(self);
   }
   suspension s{.before = tc.here, .give_back = c.resumer, .at = c.home, .changed = false};
   if (owner == nullptr) return s;

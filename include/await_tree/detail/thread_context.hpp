@@ -29,7 +29,9 @@
 // scheduler's next, an event's waiter). Then nothing is trusted: that
 // coroutine, if integrated, takes the state when it resumes (as what it
 // gives back); any other coroutine that resumes gives it back still held;
-// one that starts takes its position only when the state is its own.
+// one that starts takes its position only when the state is its own. The
+// integrated coroutine the state names reclaims it when its code awaits
+// again: the activation that held it back (a task it woke inline) is over.
 //
 // Only `running` and `window`, not held back, say that code of the task runs
 // at `at`: they are published for the `<== current` markers and answer
@@ -216,6 +218,15 @@ struct thread_context {
     publish_nothing();
   }
 
+  /// `self`, integrated, runs again under its own state, which an
+  /// activation nested in its code (a task it woke inline) handed back held
+  /// for a coroutine the library did not see: that activation is over, since
+  /// `self`'s code runs, so the state vouches again.
+  void reclaim(const void* self) noexcept {
+    if (here.held_for != nullptr && here.frame == self) [[unlikely]]
+      reclaim_held();
+  }
+
   [[nodiscard]] bool says_task_runs() const noexcept { return here.says_task_runs(); }
 
   /// Whether this thread knows of no task: no position, nothing carried.
@@ -306,6 +317,12 @@ struct thread_context {
     out = here;
     out.held_for = nullptr;
     return true;
+  }
+
+  [[gnu::noinline, gnu::cold]] void reclaim_held() noexcept {
+    context_state own = here;
+    own.held_for = nullptr;
+    set(own);
   }
 
   // Out of line and cold, as the rest of the rare paths of the await path.
