@@ -244,9 +244,10 @@ struct thread_context {
   }
 
   /// Past the capacity the oldest goes: its coroutine then starts at no
-  /// position and gives back nothing (its tree shows less). Always inlined into end_suspend: left
-  /// to GCC's unit-wide inlining budget, it was called out of line in some programs and not in
-  /// others (+32 instructions a transfer).
+  /// position and gives back nothing (its tree shows less). Always inlined
+  /// into end_suspend: left to GCC's unit-wide inlining budget, it was
+  /// called out of line in some programs and not in others (+32
+  /// instructions a transfer).
   [[gnu::always_inline]] void carry(const context_state& s, const void* next,
                                     const position& at) noexcept {
     if (carried_count > 0 && carried[carried_count - 1].frame == next) {
