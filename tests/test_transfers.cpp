@@ -630,6 +630,10 @@ struct runs_inline {
   void await_resume() const noexcept {}
 };
 
+// Clang 16 does not deduce an aggregate's template arguments by itself.
+template <class Start>
+runs_inline(Start) -> runs_inline<Start>;
+
 }  // namespace
 
 // p wakes t inline; t's yield hands the thread to X, which ends unseen, and
