@@ -206,6 +206,12 @@ TEST_CASE("JSON keeps valid UTF-8 and replaces invalid bytes with U+FFFD", "[for
         "emoji \xf0\x9f\x98\x80 caf\xc3\xa9");
   CHECK(name_after_round_trip("bad \xff\xfe end") == "bad \xef\xbf\xbd\xef\xbf\xbd end");
   CHECK(name_after_round_trip("cut \xe2\x82") == "cut \xef\xbf\xbd\xef\xbf\xbd");
+  CHECK(name_after_round_trip("say \"hi\" \\ \"bye\"\n") == "say \"hi\" \\ \"bye\"\n");
+}
+
+TEST_CASE("text shows quotes as they are and escapes between runs of plain text", "[format]") {
+  const tree t({make_node(1, span("say \"hi\"\\\\\tthen \"bye\"").long_running(), 0ns, 0)}, 1, 10s);
+  CHECK(t.to_string() == "say \"hi\"\\\\\\\\\\tthen \"bye\" [0ns]\n");
 }
 
 TEST_CASE("an empty snapshot renders as empty text and a null tree", "[format]") {

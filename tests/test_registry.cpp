@@ -101,6 +101,27 @@ TEST_CASE("text keys are string keys, whatever form they are given in", "[regist
   CHECK(any_key("x").hash() == any_key(std::string_view("x")).hash());
 }
 
+TEST_CASE("a char array key is the text before its first null character", "[registry]") {
+  registry reg = manual_registry();
+  char buffer[16] = "shard 3";  // a buffer filled at run time, longer than its text
+  const auto from_buffer = reg.register_task(buffer, "from a buffer");
+  const char full[] = "full";
+  const auto from_full = reg.register_task(full, "from a full array");
+  char cut[8] = {'a', 'b', '\0', 'c'};
+  const auto from_cut = reg.register_task(cut, "from an array cut short");
+  const char unterminated[3] = {'x', 'y', 'z'};  // read no further than its end
+  const auto from_unterminated = reg.register_task(unterminated, "from an unterminated array");
+
+  REQUIRE(from_buffer.key().get<std::string>() != nullptr);
+  CHECK(*from_buffer.key().get<std::string>() == "shard 3");
+  CHECK(*from_full.key().get<std::string>() == "full");
+  CHECK(*from_cut.key().get<std::string>() == "ab");
+  CHECK(*from_unterminated.key().get<std::string>() == "xyz");
+  CHECK(text_of(reg, std::string("shard 3")) == "from a buffer [0ns]\n");
+  CHECK(text_of(reg, std::string_view("full")) == "from a full array [0ns]\n");
+  CHECK(text_of(reg, "ab") == "from an array cut short [0ns]\n");
+}
+
 TEST_CASE("a null char pointer is refused as a key", "[registry]") {
   registry reg = manual_registry();
   const char* none = nullptr;

@@ -122,12 +122,13 @@ inline constexpr key_operations operations_of{
 /// copying and dropping one allocates no more than copying the key does.
 class any_key {
  public:
+  // The table is named first (a pointer: nothing to undo if making the
+  // holder throws), so that the pointer is written once, not cleared first.
   template <detail::user_key K>
-  explicit any_key(K key) {
+  explicit any_key(K key) : operations_(&detail::operations_of<detail::stored_key_t<K>>) {
     using stored = detail::stored_key_t<K>;
     ::new (static_cast<void*>(storage_))
         detail::key_holder<stored>(detail::make_key_holder<stored>(std::move(key)));
-    operations_ = &detail::operations_of<stored>;
   }
 
   any_key(const any_key& other) {

@@ -61,10 +61,11 @@ void append_duration(Out& out, std::chrono::nanoseconds elapsed) {
   }
   const std::int64_t t = thousandths();
   append_integer(t / 1000);
-  out.push_back('.');
-  for (std::int64_t digit = 100; digit > 0; digit /= 10) {
-    out.push_back(static_cast<char>('0' + t % 1000 / digit % 10));
-  }
+  const auto decimal = [fraction = t % 1000](std::int64_t place) {
+    return static_cast<char>('0' + fraction / place % 10);
+  };
+  const std::array<char, 4> decimals{'.', decimal(100), decimal(10), decimal(1)};
+  out += std::string_view(decimals.data(), decimals.size());  // one append, not four
   out += units[unit];
 }
 
@@ -89,11 +90,26 @@ constexpr const char* short_escape(char32_t cp) noexcept {
   }
 }
 
-/// Calls `on_char(code_point, bytes)` for each well-formed UTF-8 sequence of
-/// `text` and `on_bad_byte(byte)` for each byte that starts none.
-template <class OnChar, class OnBadByte>
-void for_each_char(std::string_view text, OnChar on_char, OnBadByte on_bad_byte) {
-  for (std::size_t pos = 0; pos < text.size();) {
+/// Whether an ASCII byte is the same in text and in JSON: printable, neither
+/// a backslash nor a quote. Names are mostly made of such bytes.
+constexpr bool same_in_every_format(char c) noexcept {
+  return c >= 0x20 && c < 0x7F && c != '\\' && c != '"';
+}
+
+/// Appends `text`, its runs of bytes that need no escape whole, and calls
+/// `on_char(code_point, bytes)` for each other well-formed UTF-8 sequence and
+/// `on_bad_byte(byte)` for each byte that starts none. Appended a character
+/// at a time, names took half the time of a 50,000-node snapshot's text.
+template <class Out, class OnChar, class OnBadByte>
+void append_escaped(Out& out, std::string_view text, OnChar on_char, OnBadByte on_bad_byte) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const auto special = std::find_if_not(text.begin() + static_cast<std::ptrdiff_t>(pos),
+                                          text.end(), same_in_every_format);
+    const auto run_end = static_cast<std::size_t>(special - text.begin());
+    if (run_end > pos) out += text.substr(pos, run_end - pos);
+    pos = run_end;
+    if (pos == text.size()) return;
     const utf8_step step = decode_utf8(text, pos);
     if (step.length == 0) {
       on_bad_byte(static_cast<unsigned char>(text[pos]));
@@ -110,8 +126,8 @@ void for_each_char(std::string_view text, OnChar on_char, OnBadByte on_bad_byte)
 template <class Out>
 void append_text_escaped(Out& out, std::string_view name) {
   auto it = std::back_inserter(out);
-  for_each_char(
-      name,
+  append_escaped(
+      out, name,
       [&](char32_t cp, std::string_view bytes) {
         if (const char* escape = short_escape(cp)) {
           out += escape;
@@ -129,8 +145,8 @@ void append_text_escaped(Out& out, std::string_view name) {
 inline void append_json_string(std::string& out, std::string_view text) {
   auto it = std::back_inserter(out);
   out += '"';
-  for_each_char(
-      text,
+  append_escaped(
+      out, text,
       [&](char32_t cp, std::string_view bytes) {
         if (cp == '"') {
           out += "\\\"";

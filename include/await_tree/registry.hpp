@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -50,6 +51,18 @@ class registry {
     } else {
       return register_as([&key] { return any_key(std::move(key)); }, std::move(root));
     }
+  }
+
+  /// register_task() for text in a `char` array, a string literal mostly:
+  /// the text up to its first null character, or the whole array when it
+  /// has none. When the text fills the array, its length is a constant of
+  /// the type, so that copying it into the key is a few moves, not a call.
+  template <std::size_t N>
+  [[nodiscard]] tree_root register_task(const char (&key)[N], span root) {
+    const char* end = std::char_traits<char>::find(key, N, '\0');
+    const std::size_t length = end != nullptr ? static_cast<std::size_t>(end - key) : N;
+    if (length != N - 1) return register_task(std::string_view(key, length), std::move(root));
+    return register_as([&key] { return any_key(std::string_view(key, N - 1)); }, std::move(root));
   }
 
   /// Registers a task that is listed only by collect_anonymous/collect_all.

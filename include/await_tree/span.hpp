@@ -59,7 +59,7 @@ class span {
   template <std::size_t N>
   consteval span(const char (&literal)[N]) noexcept  // NOLINT(google-explicit-constructor)
       : text_{.pointer = literal},
-        size_(static_cast<std::uint32_t>(std::char_traits<char>::length(literal))) {}
+        head_{.size = static_cast<std::uint32_t>(std::char_traits<char>::length(literal))} {}
 
   /// A pointer may point at a buffer that dies before the node: say so, and
   /// what to write instead (the constructor is never instantiated otherwise).
@@ -73,15 +73,15 @@ class span {
   }
 
   span(std::string_view name)  // NOLINT(google-explicit-constructor)
-      : size_(checked_size(name.size())) {
+      : head_{.size = checked_size(name.size())} {
     copy_from(name);
   }
   span(const std::string& name)  // NOLINT(google-explicit-constructor)
       : span(std::string_view(name)) {}
 
   span(const span& other) : span(other, label_only_tag{}) {
-    owns_wait_ = other.owns_wait_;
-    wait_ = other.owns_wait_ ? other.owned_wait()->clone() : other.wait_;
+    head_.owns_wait = other.head_.owns_wait;
+    wait_ = other.head_.owns_wait ? other.owned_wait()->clone() : other.wait_;
   }
   span(span&& other) noexcept { take(other); }
   span& operator=(const span& other) { return *this = span(other); }
@@ -101,14 +101,14 @@ class span {
 
   /// A span recorded only when the registry's `config::verbose` is set.
   [[nodiscard]] span&& verbose() && noexcept {
-    verbose_ = true;
+    head_.verbose = true;
     return std::move(*this);
   }
   [[nodiscard]] span verbose() const& { return span(*this).verbose(); }
 
   /// A span expected to be pending for a long time: never flagged as stuck.
   [[nodiscard]] span&& long_running() && noexcept {
-    long_running_ = true;
+    head_.long_running = true;
     return std::move(*this);
   }
   [[nodiscard]] span long_running() const& { return span(*this).long_running(); }
@@ -128,13 +128,14 @@ class span {
   [[nodiscard]] span waits_for(const resource& r) const&;
 
   [[nodiscard]] std::string_view name() const noexcept {
-    return {storage_ == storage::in_place ? text_.chars : text_.pointer, size_};
+    return {head_.where == storage::in_place ? text_.chars : text_.pointer, head_.size};
   }
-  [[nodiscard]] bool is_verbose() const noexcept { return verbose_; }
-  [[nodiscard]] bool is_long_running() const noexcept { return long_running_; }
+  [[nodiscard]] bool is_verbose() const noexcept { return head_.verbose; }
+  [[nodiscard]] bool is_long_running() const noexcept { return head_.long_running; }
 
   friend bool operator==(const span& a, const span& b) noexcept {
-    return a.name() == b.name() && a.verbose_ == b.verbose_ && a.long_running_ == b.long_running_;
+    return a.name() == b.name() && a.head_.verbose == b.head_.verbose &&
+           a.head_.long_running == b.head_.long_running;
   }
 
  private:
@@ -156,8 +157,10 @@ class span {
 
   struct label_only_tag {};
   span(const span& other, label_only_tag)
-      : size_(other.size_), verbose_(other.verbose_), long_running_(other.long_running_) {
-    if (other.storage_ == storage::borrowed) {
+      : head_{.size = other.head_.size,
+              .verbose = other.head_.verbose,
+              .long_running = other.head_.long_running} {
+    if (other.head_.where == storage::borrowed) {
       text_.pointer = other.text_.pointer;
     } else {
       copy_from(other.name());
@@ -165,9 +168,9 @@ class span {
   }
 
   void set_wait(const detail::wait_target* target, bool owned) noexcept {
-    if (owns_wait_) delete wait_;
+    if (head_.owns_wait) delete wait_;
     wait_ = target;
-    owns_wait_ = owned;
+    head_.owns_wait = owned;
   }
   [[nodiscard]] const detail::owned_wait_target* owned_wait() const noexcept {
     return static_cast<const detail::owned_wait_target*>(wait_);
@@ -180,17 +183,17 @@ class span {
     return static_cast<std::uint32_t>(size);
   }
 
-  /// Copies `name` (of size_ bytes) into this span's own storage.
+  /// Copies `name` (of head_.size bytes) into this span's own storage.
   void copy_from(std::string_view name) {
     if (name.size() <= inline_capacity) {
-      storage_ = storage::in_place;
+      head_.where = storage::in_place;
       std::copy(name.begin(), name.end(), text_.chars);
       return;
     }
     char* buffer = new char[name.size()];
     std::copy(name.begin(), name.end(), buffer);
     text_.pointer = buffer;
-    storage_ = storage::heap;
+    head_.where = storage::heap;
   }
 
   // Out of line: inlined, GCC 12 with the sanitizers sees a literal's
@@ -199,33 +202,37 @@ class span {
 
   /// Takes `other`'s name and wait; `other` is left an empty, unowning span.
   void take(span& other) noexcept {
-    size_ = std::exchange(other.size_, 0);
-    storage_ = std::exchange(other.storage_, storage::borrowed);
-    verbose_ = other.verbose_;
-    long_running_ = other.long_running_;
-    owns_wait_ = std::exchange(other.owns_wait_, false);
-    wait_ = std::exchange(other.wait_, nullptr);
-    if (storage_ == storage::in_place) {
+    head_ = other.head_;
+    wait_ = other.wait_;
+    if (head_.where == storage::in_place) {
       text_ = other.text_;
     } else {
       text_.pointer = other.text_.pointer;  // a literal's: the common case, one word
     }
+    other.head_ = {};
+    other.wait_ = nullptr;
     other.text_.pointer = "";
   }
 
   /// Frees what the span owns (before it is destroyed or takes another's).
   void release() noexcept {
-    if (storage_ == storage::heap) free_heap_copy(text_.pointer);
-    if (owns_wait_) delete wait_;
+    if (head_.where == storage::heap) free_heap_copy(text_.pointer);
+    if (head_.owns_wait) delete wait_;
   }
 
+  /// The small fields, in one word: a move copies and clears them with a
+  /// store each (field by field, GCC moved them byte by byte).
+  struct header {
+    std::uint32_t size = 0;
+    storage where = storage::borrowed;
+    bool verbose = false;
+    bool long_running = false;
+    bool owns_wait = false;  // whether wait_ is a key's, which the span owns
+  };
+
   text text_{.pointer = ""};
-  std::uint32_t size_ = 0;
-  storage storage_ = storage::borrowed;
-  bool verbose_ = false;
-  bool long_running_ = false;
+  header head_;
   // What the await waits for: a resource (referenced) or a key (owned).
-  bool owns_wait_ = false;
   const detail::wait_target* wait_ = nullptr;
 };
 
@@ -234,7 +241,7 @@ inline span detail::label_only(const span& s) { return {s, span::label_only_tag{
 inline span detail::static_text_access::make(std::string_view text) noexcept {
   span s;
   s.text_.pointer = text.data();
-  s.size_ = static_cast<std::uint32_t>(text.size());
+  s.head_.size = static_cast<std::uint32_t>(text.size());
   return s;
 }
 

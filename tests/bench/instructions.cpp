@@ -109,7 +109,8 @@ void register_and_drop(bool instrumented, std::size_t ops) {
 
 /// Row 7: under a string-literal key.
 void register_and_drop_text(bool instrumented, std::size_t ops) {
-  register_and_drop_keyed(instrumented, ops, [](std::size_t) { return "worker"; });
+  register_and_drop_keyed(
+      instrumented, ops, [](std::size_t) -> const auto& { return "worker"; });
 }
 
 rt::task<> yield_once(rt::executor& ex) { co_await ex.yield(); }

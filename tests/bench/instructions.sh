@@ -68,7 +68,7 @@ rows=(
   "outside_task_after_tasks|the same on a thread that earlier ran registered tasks|25|245"
   "plain_await_with_mixin|plain await of a child that completes at once, integrated task type|60|335"
   "register_and_drop|register and drop a root, integer key, literal span (registration issue)|300|300"
-  "register_and_drop_text|the same with a string-literal key (registration issue)|300|360"
+  "register_and_drop_text|the same with a string-literal key (registration issue)|300|300"
   "spawn_registered|spawn a task that yields once, registered (plain: unregistered), per task (registration issue)|700|700"
   "waits_for_resource|instrumented await in a task whose span waits_for a resource (plain: the same await without)|10|10"
   "instructions_names:call_site_name|instrument(child) instead of instrument(child, \"child\"), in a task|60|85"
