@@ -120,6 +120,10 @@ TEST_CASE("a char array key is the text before its first null character", "[regi
   CHECK(text_of(reg, std::string("shard 3")) == "from a buffer [0ns]\n");
   CHECK(text_of(reg, std::string_view("full")) == "from a full array [0ns]\n");
   CHECK(text_of(reg, "ab") == "from an array cut short [0ns]\n");
+  // Lookups read arrays the same way: no further than their end.
+  CHECK(text_of(reg, unterminated) == "from an unterminated array [0ns]\n");
+  CHECK(text_of(reg, cut) == "from an array cut short [0ns]\n");
+  CHECK(text_of(reg, buffer) == "from a buffer [0ns]\n");
 }
 
 TEST_CASE("a null char pointer is refused as a key", "[registry]") {

@@ -59,9 +59,8 @@ class registry {
   /// the type, so that copying it into the key is a few moves, not a call.
   template <std::size_t N>
   [[nodiscard]] tree_root register_task(const char (&key)[N], span root) {
-    const char* end = std::char_traits<char>::find(key, N, '\0');
-    const std::size_t length = end != nullptr ? static_cast<std::size_t>(end - key) : N;
-    if (length != N - 1) return register_task(std::string_view(key, length), std::move(root));
+    const std::string_view text = detail::text_in_array(key);
+    if (text.size() != N - 1) return register_task(text, std::move(root));
     return register_as([&key] { return any_key(std::string_view(key, N - 1)); }, std::move(root));
   }
 

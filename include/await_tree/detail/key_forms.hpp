@@ -2,6 +2,7 @@
 #pragma once
 
 #include <concepts>
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -56,10 +57,20 @@ constexpr void require_stored_form() {
                 "stored as std::string; ask for std::string");
 }
 
+/// The text in a `char` array: up to its first null character, or the
+/// whole array when it has none (never read past its end).
+template <std::size_t N>
+[[nodiscard]] constexpr std::string_view text_in_array(const char (&chars)[N]) noexcept {
+  const char* end = std::char_traits<char>::find(chars, N, '\0');
+  return std::string_view(chars, end != nullptr ? static_cast<std::size_t>(end - chars) : N);
+}
+
 /// The text of a text key. A null `char` pointer has none, so it is refused.
 template <text_key K>
 [[nodiscard]] std::string_view text_of(const K& key) {
-  if constexpr (std::is_pointer_v<std::remove_cvref_t<K>>) {
+  if constexpr (std::is_array_v<K>) {
+    return text_in_array(key);
+  } else if constexpr (std::is_pointer_v<std::remove_cvref_t<K>>) {
     if (key == nullptr) throw std::invalid_argument("await_tree: a null char pointer as a key");
   }
   return std::string_view(key);
