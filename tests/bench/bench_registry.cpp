@@ -118,8 +118,9 @@ void registration_scaling(benchmark::State& state) {
   state.counters["two_threads_per_s"] = bench::median(two);
   state.counters["four_threads_per_s"] = bench::median(four);
   // Each ratio of rates measured one after the other, then their median: a
-  // core's speed changes over hundreds of milliseconds, which a ratio of the
-  // medians of all one-thread and all two-thread rates does not cancel.
+  // core's speed changes from run to run, and rates measured side by side
+  // share more of the machine's state than the medians of all one-thread
+  // and all two-thread rates do.
   const auto median_ratio = [](const std::vector<double>& many, const std::vector<double>& one) {
     std::vector<double> ratios;
     for (std::size_t i = 0; i < many.size(); ++i) ratios.push_back(many[i] / one[i]);
