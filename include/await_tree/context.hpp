@@ -13,7 +13,10 @@
 // * Any other coroutine is never wrong: its instrumented awaits only
 //   forward. The library sees it at nothing else, so it cannot tell which
 //   task runs it (another task may resume it inline or transfer to it, and
-//   a destroyed coroutine's frame address is reused).
+//   a destroyed coroutine's frame address is reused). An integrated
+//   coroutine it starts while a task's code has resumed it inline is taken
+//   for that task's: the one wrong tree no check can catch (README, "Mixing
+//   task types").
 // * `task_context`/`context_scope` below bracket code the library cannot see
 //   (a callback run for a task by a runtime): optional.
 //
