@@ -11,8 +11,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <coroutine>
 #include <cstdint>
+#include <exception>
 #include <string>
+#include <utility>
 
 using namespace test;
 using await_tree::instrument;
@@ -301,6 +304,93 @@ TEST_CASE("instrumented awaits outside any task pass straight through", "[contex
   e.set();
   CHECK(steps == 2);
   CHECK_FALSE(await_tree::current_tree());
+}
+
+namespace {
+
+/// A coroutine of the integrated kind whose co_yield suspends where the
+/// library does not see it (its yield_value is not tracked, a misuse the
+/// README warns of): afterwards the thread still says it runs. Awaiting it
+/// transfers to it; its end transfers back.
+class stalls_at_yield {
+ public:
+  struct promise_type : await_tree::promise_mixin {
+    std::coroutine_handle<> awaiter;
+
+    struct to_awaiter {
+      bool await_ready() const noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        return h.promise().awaiter;
+      }
+      void await_resume() const noexcept {}
+    };
+
+    stalls_at_yield get_return_object() noexcept {
+      return stalls_at_yield(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always yield_value(int) noexcept { return {}; }
+    auto final_suspend() noexcept { return await_tree::on_final_suspend(to_awaiter{}); }
+    void return_void() noexcept {}
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+
+  stalls_at_yield(stalls_at_yield&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  stalls_at_yield& operator=(stalls_at_yield&&) = delete;
+  ~stalls_at_yield() {
+    if (handle_) handle_.destroy();
+  }
+
+  [[nodiscard]] std::coroutine_handle<> handle() const noexcept { return handle_; }
+
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
+    handle_.promise().awaiter = awaiter;
+    return handle_;
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  explicit stalls_at_yield(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  std::coroutine_handle<promise_type> handle_;
+};
+
+stalls_at_yield stalls() { co_yield 0; }
+
+/// Starts, from its await_suspend, a registered task that stalls at an
+/// untracked co_yield, and suspends the awaiting coroutine.
+struct starts_a_stalling_task {
+  await_tree::registry& reg;
+  std::coroutine_handle<>& stalled;
+  std::coroutine_handle<>& suspended;
+
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    suspended = h;
+    stalls_at_yield task = stalls();
+    stalled = task.handle();
+    [](await_tree::rooted<stalls_at_yield> root) -> fire_and_forget {
+      co_await std::move(root);
+    }(reg.register_task(0, "stalls").instrument(std::move(task)));
+  }
+  void await_resume() const noexcept {}
+};
+
+}  // namespace
+
+TEST_CASE("an await outside any task leaves its thread outside whatever ran inside it",
+          "[context]") {
+  await_tree::registry reg = manual_registry();
+  std::coroutine_handle<> stalled, outside;
+  [&]() -> fire_and_forget {
+    co_await instrument(starts_a_stalling_task{reg, stalled, outside}, "outside");
+    CHECK_FALSE(await_tree::current_tree());
+  }();
+  CHECK(names_of(reg.get(0)) == "stalls\n");
+  CHECK_FALSE(await_tree::current_tree());  // the task stalled where the library did not see
+  stalled.resume();                         // runs the task to its end
+  CHECK_FALSE(reg.get(0));
+  outside.resume();
 }
 
 namespace {

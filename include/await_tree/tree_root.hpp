@@ -86,7 +86,7 @@ inline tree_state* tree_of(const tree_root& root) noexcept {
 
 /// Before the hand-off of the await that runs a task: the task's root is a
 /// bracketed region of the task, for whatever the await starts.
-[[gnu::noinline]] inline suspension begin_root(tree_state& t, const void* self) noexcept {
+[[gnu::always_inline]] inline suspension begin_root(tree_state& t, const void* self) noexcept {
   thread_context& tc = thread_context_in_place();
   const suspension s{tc.here, tc.here, t.root_position(), true};
   tc.set({s.at, self, context_kind::window});
@@ -97,10 +97,7 @@ inline tree_state* tree_of(const tree_root& root) noexcept {
 /// activation carried to it is what runs here now (the runtime's own code,
 /// which may have been started inline by another task).
 [[gnu::noinline]] inline void end_root(const void* self) noexcept {
-  thread_context& tc = thread_context_in_place();
-  context_state resumer;
-  tc.take_resumer(self, resumer);
-  tc.set(resumer);
+  thread_context_in_place().give_back_for(self);
 }
 
 template <class Inner, bool StartsIntegrated>

@@ -62,11 +62,11 @@ per_operation() {
 # instructions per operation. The program is `instructions` unless named; in
 # `instructions_names` "plain" is a literal name (or no whole-coroutine span).
 rows=(
-  "child_in_task|instrumented await of a child that completes at once, in a task|180|590"
-  "join_of_yields|join(fut1: yield; fut2: yield, yield), 3 instrumented, per join|700|2920"
-  "outside_task_fresh|instrumented await outside any task, fresh thread|25|245"
-  "outside_task_after_tasks|the same on a thread that earlier ran registered tasks|25|245"
-  "plain_await_with_mixin|plain await of a child that completes at once, integrated task type|60|335"
+  "child_in_task|instrumented await of a child that completes at once, in a task|180|580"
+  "join_of_yields|join(fut1: yield; fut2: yield, yield), 3 instrumented, per join|700|2850"
+  "outside_task_fresh|instrumented await outside any task, fresh thread|25|200"
+  "outside_task_after_tasks|the same on a thread that earlier ran registered tasks|25|200"
+  "plain_await_with_mixin|plain await of a child that completes at once, integrated task type|60|325"
   "register_and_drop|register and drop a root, integer key, literal span (registration issue)|300|300"
   "register_and_drop_text|the same with a string-literal key (registration issue)|300|300"
   "spawn_registered|spawn a task that yields once, registered (plain: unregistered), per task (registration issue)|700|700"

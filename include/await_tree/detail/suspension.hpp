@@ -139,7 +139,8 @@ struct suspension {
 /// await or its end, not when it starts (a promise has no hook there), so a
 /// carried position is bound at the transfer: the code before the first
 /// await may wake other tasks inline.
-inline void start(coroutine_context& c, thread_context& tc, const void* self) noexcept {
+[[gnu::always_inline]] inline void start(coroutine_context& c, thread_context& tc,
+                                         const void* self) noexcept {
   c.started = true;
   if (tc.idle()) return;  // outside any task, with nothing to give back
   if (const carried_state* carried = tc.take_carried_to(self)) {
@@ -151,6 +152,28 @@ inline void start(coroutine_context& c, thread_context& tc, const void* self) no
   }
   tc.run(c.home, self);
 }
+
+/// Whether an await of integrated coroutine `c` begins outside any task: the
+/// coroutine has no position and nothing to give back, the thread knows of no
+/// task and holds nothing back, and the awaitable owns no node. Then
+/// begin_integrated would change nothing but `started`, which this sets, and
+/// the await may go through end_suspend with an empty suspension: every
+/// state without a position means what `none` means (thread_context::idle).
+/// That end_suspend is still needed: the wrapped await_suspend may run an
+/// activation that leaves the thread knowing of a task.
+[[gnu::always_inline]] inline bool begins_outside_any_task(coroutine_context& c,
+                                                           const node_owner* owner) noexcept {
+  const thread_context& tc = thread_context_in_place();
+  if (!c.home.empty() || !c.resumer.at.empty() || !tc.idle() || tc.here.held_for != nullptr ||
+      (owner != nullptr && owner->has_node())) {
+    return false;
+  }
+  c.started = true;
+  return true;
+}
+
+/// The suspension of an await that begins outside any task.
+inline constexpr suspension outside_any_task{};
 
 /// Before the hand-off of an integrated coroutine's await. A plain await
 /// leaves the thread as it is: code started inside it belongs where the

@@ -173,13 +173,7 @@ struct thread_context {
 
   void set(const context_state& s) noexcept {
     here = s;
-    // Two calls, not one of a chosen position: the choice was built on the
-    // stack, then read back (8 instructions a set).
-    if (s.says_task_runs()) {
-      publish(s.at);
-    } else {
-      publish_nothing();
-    }
+    publish_here();
   }
 
   /// set() for a symmetric transfer: when the code of the task goes on at
@@ -206,6 +200,22 @@ struct thread_context {
       here.kind = context_kind::running;
       publish(at);
     }
+  }
+
+  /// The activation of `self` is over for good (its task has ended): what
+  /// it gives back (take_resumer) runs here now. Chosen in place: taken into
+  /// a state of its own first, then set, it cost two copies more.
+  void give_back_for(const void* self) noexcept {
+    if (const carried_state* carried_here = take_carried_to(self)) {
+      set(carried_here->state);
+      return;
+    }
+    if (here.held_for == self) {
+      here.held_for = nullptr;
+    } else if (here.held_for == nullptr && here.frame == self) {
+      here = {};
+    }
+    publish_here();
   }
 
   /// `s` is what runs below `next`, held back for it. A state held back
@@ -305,6 +315,16 @@ struct thread_context {
 
  private:
   void publish(const position& p) noexcept;
+  /// Publishes where code of a task runs, if `here` says it does. Two calls,
+  /// not one of a chosen position: the choice was built on the stack, then
+  /// read back (8 instructions a set).
+  void publish_here() noexcept {
+    if (here.says_task_runs()) {
+      publish(here.at);
+    } else {
+      publish_nothing();
+    }
+  }
   /// publish() of the empty position: a thread that never published has
   /// nothing to take back.
   void publish_nothing() noexcept {

@@ -66,8 +66,9 @@ inline constexpr bool is_tracing_awaiter_v<tracing_awaiter<Inner, StartsIntegrat
 /// the coroutine they transfer to is the task's, which resumes this one at
 /// its end, after the transfer, so nothing can have resumed it meanwhile.
 template <bool StartsIntegrated, class Inner, class Promise>
-auto suspend_through(Inner& inner, std::coroutine_handle<Promise> h, const suspension& s,
-                     const void*& suspended_self, const void** transferred_to = nullptr) {
+[[gnu::always_inline]] inline auto suspend_through(Inner& inner, std::coroutine_handle<Promise> h,
+                                                   const suspension& s, const void*& suspended_self,
+                                                   const void** transferred_to = nullptr) {
   using result = decltype(inner.await_suspend(h));
   try {
     if constexpr (std::is_void_v<result>) {
@@ -117,9 +118,13 @@ class tracing_awaiter {
     if constexpr (integrated_promise<Promise>) {
       self_ = h.address();
       context_ = &context_of(h);
+      const void** transferred_to = StartsIntegrated ? &awaited_ : nullptr;
+      if (begins_outside_any_task(*context_, owner_)) {
+        return suspend_through<StartsIntegrated>(inner_, h, outside_any_task, self_,
+                                                 transferred_to);
+      }
       const suspension s = begin_integrated(*context_, owner_, self_);
-      return suspend_through<StartsIntegrated>(inner_, h, s, self_,
-                                               StartsIntegrated ? &awaited_ : nullptr);
+      return suspend_through<StartsIntegrated>(inner_, h, s, self_, transferred_to);
     } else {
       return inner_.await_suspend(h);
     }
