@@ -680,3 +680,85 @@ TEST_CASE(
   queue.run();
   CHECK(reg.collect_all().empty());
 }
+
+namespace {
+
+/// A task type that is not integrated and whose await runs its body inline,
+/// from await_suspend, as cppcoro's first task type did (not by a transfer):
+/// its body runs inside the await of its root.
+class starts_inline {
+ public:
+  struct promise_type {
+    std::coroutine_handle<> continuation;
+    bool awaiter_suspended = false;
+
+    // Resumes the awaiting coroutine if its await_suspend has returned.
+    struct resume_awaiter {
+      bool await_ready() const noexcept { return false; }
+      void await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        if (h.promise().awaiter_suspended) h.promise().continuation.resume();
+      }
+      void await_resume() const noexcept {}
+    };
+
+    starts_inline get_return_object() noexcept {
+      return starts_inline(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    resume_awaiter final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+
+  starts_inline(starts_inline&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  starts_inline& operator=(starts_inline&&) = delete;
+  ~starts_inline() {
+    if (handle_) handle_.destroy();
+  }
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> awaiting) {
+    handle_.promise().continuation = awaiting;
+    handle_.resume();
+    if (handle_.done()) return false;
+    handle_.promise().awaiter_suspended = true;
+    return true;
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  explicit starts_inline(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  std::coroutine_handle<promise_type> handle_;
+};
+
+}  // namespace
+
+// x's body, of a type the library cannot see, runs inside its root's await
+// and wakes y inline; y's when_all starts an integrated branch there.
+// Neither y's code nor the branch is x's.
+TEST_CASE("what a task of a type not integrated wakes inline from its root's await is not its",
+          "[contract]") {
+  await_tree::registry reg = manual_registry();
+  rt::event y_wakes;
+  rt::event branch_waits;
+  std::string current_in_y;
+  std::string x_tree_after_waking;
+  auto woken = [&]() -> rt::plain_task<> {
+    co_await y_wakes.wait();
+    current_in_y = current_root();
+    co_await rt::when_all(instrument(branch_waits.wait(), "y branch"));
+  };
+  auto waker = [&]() -> starts_inline {
+    y_wakes.set();
+    x_tree_after_waking = names_of_task(reg, "x");
+    co_return;
+  };
+  start(reg.register_task(std::string("y"), "y").instrument(woken()));
+  start(reg.register_task(std::string("x"), "x").instrument(waker()));
+  CHECK(current_in_y == "<none>");
+  CHECK(x_tree_after_waking == "x\n");
+  CHECK(names_of_task(reg, "y") == "y\n");
+  CHECK_FALSE(reg.get(std::string("x")));
+  branch_waits.set();
+  CHECK(reg.collect_all().empty());
+}

@@ -84,12 +84,19 @@ inline tree_state* tree_of(const tree_root& root) noexcept {
   return root.entry_ != nullptr ? root.entry_->tree : nullptr;
 }
 
-/// Before the hand-off of the await that runs a task: the task's root is a
-/// bracketed region of the task, for whatever the await starts.
+/// Before the hand-off of the await that runs a task. When it starts a
+/// coroutine of an integrated type, the task's root is a bracketed region
+/// of the task for whatever the await starts: that coroutine takes the root
+/// as its position. Any other awaitable's await_suspend runs code of no
+/// task: a task of another type started inline runs its body there, and
+/// whatever that body wakes inline (another task's waiter, which the
+/// library cannot see) would be taken for this task's.
+template <bool StartsIntegrated>
 [[gnu::always_inline]] inline suspension begin_root(tree_state& t, const void* self) noexcept {
   thread_context& tc = thread_context_in_place();
-  const suspension s{tc.here, tc.here, t.root_position(), true};
-  tc.set({s.at, self, context_kind::window});
+  const position at = StartsIntegrated ? t.root_position() : position{};
+  const suspension s{tc.here, tc.here, at, true};
+  tc.set({at, self, StartsIntegrated ? context_kind::window : context_kind::none});
   return s;
 }
 
@@ -113,7 +120,7 @@ class root_awaiter {
   [[gnu::noinline]] auto await_suspend(std::coroutine_handle<Promise> h) {
     tree_state* t = tree_of(root_);
     if (t == nullptr) return inner_.await_suspend(h);
-    const suspension s = begin_root(*t, h.address());
+    const suspension s = begin_root<StartsIntegrated>(*t, h.address());
     self_ = h.address();
     return suspend_through<StartsIntegrated>(inner_, h, s, self_);
   }
