@@ -2,7 +2,8 @@
 #pragma once
 
 // For the multi-threaded tests: a thread that snapshots a registry in a loop
-// and checks every snapshot, and a bounded wait for a condition.
+// and checks every snapshot, a log of what failed on other threads, and a
+// bounded wait for a condition.
 
 #include <await_tree/await_tree.hpp>
 
@@ -10,6 +11,8 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -26,6 +29,28 @@ inline bool eventually(const std::function<bool()>& condition,
   }
   return true;
 }
+
+/// Failures seen on the worker threads, for the test thread to assert on.
+class failure_log {
+ public:
+  void record(std::string what) {
+    const std::lock_guard lock(mutex_);
+    if (count_++ == 0) first_ = std::move(what);
+  }
+  [[nodiscard]] long count() const {
+    const std::lock_guard lock(mutex_);
+    return count_;
+  }
+  [[nodiscard]] std::string first() const {
+    const std::lock_guard lock(mutex_);
+    return first_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  long count_ = 0;
+  std::string first_;
+};
 
 /// Whether a snapshot is a well-formed tree: the root first at depth 0, every
 /// node at most one level below the one before it, detached roots at depth

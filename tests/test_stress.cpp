@@ -110,28 +110,6 @@ class op_counter {
   std::array<std::atomic<long>, op_names.size()> counts_{};
 };
 
-/// Failures seen on the worker threads, for the test thread to assert on.
-class failure_log {
- public:
-  void record(std::string what) {
-    const std::lock_guard lock(mutex_);
-    if (count_++ == 0) first_ = std::move(what);
-  }
-  [[nodiscard]] long count() const {
-    const std::lock_guard lock(mutex_);
-    return count_;
-  }
-  [[nodiscard]] std::string first() const {
-    const std::lock_guard lock(mutex_);
-    return first_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  long count_ = 0;
-  std::string first_;
-};
-
 /// Where tasks wait to be cancelled: arriving publishes the task's id and
 /// never resumes it; its owner then destroys it, on another thread.
 class parking_lot {
