@@ -210,11 +210,7 @@ struct thread_context {
       set(carried_here->state);
       return;
     }
-    if (here.held_for == self) {
-      here.held_for = nullptr;
-    } else if (here.held_for == nullptr && here.frame == self) {
-      here = {};
-    }
+    to_given_back(self, here);
     publish_here();
   }
 
@@ -305,12 +301,8 @@ struct thread_context {
       out = carried_here->state;
       return;
     }
-    if (take_held_for(self, out)) return;
-    if (here.held_for != nullptr || here.frame != self) {
-      out = here;
-    } else {
-      out = {};
-    }
+    out = here;
+    to_given_back(self, out);
   }
 
  private:
@@ -333,11 +325,22 @@ struct thread_context {
   void publish_first(const position& p) noexcept;  // the thread's first, which lists it
 
   /// Takes, into `out`, the state held back for `self`, no longer held.
-  [[gnu::always_inline]] bool take_held_for(const void* self, context_state& out) noexcept {
-    if (here.held_for != self) return false;
+  [[gnu::always_inline]] void take_held_for(const void* self, context_state& out) noexcept {
+    if (here.held_for != self) return;
     out = here;
     out.held_for = nullptr;
-    return true;
+  }
+
+  /// Makes `s`, the thread's state as `self` suspends or ends with nothing
+  /// carried to it, what `self` gives back: a state held back for `self` no
+  /// longer held; nothing for `self`'s own state; any other state as it is.
+  /// One rule for take_resumer and give_back_for.
+  [[gnu::always_inline]] static void to_given_back(const void* self, context_state& s) noexcept {
+    if (s.held_for == self) {
+      s.held_for = nullptr;
+    } else if (s.held_for == nullptr && s.frame == self) {
+      s = {};
+    }
   }
 
   [[gnu::noinline, gnu::cold]] void reclaim_held() noexcept {
