@@ -6,8 +6,9 @@
 // symmetric transfer and posts the awaiting coroutine to the pool when it
 // ends; a when_all starts its branches as eager coroutines, a board wakes
 // waiting tasks inline on the waker's thread, and a two-thread pool runs what
-// is posted to it. Tasks wake each other
-// across both threads while a third thread snapshots the registry.
+// is posted to it. Tasks wake each other across both threads, and a leaf
+// now and then fails with an exception caught further up, while a third
+// thread snapshots the registry.
 //
 // Every node is named by its path: the task's name for the root ("t7"), then
 // one step a node ("t7/join/a/leaf"). So each snapshot shows where a node may
@@ -33,6 +34,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -104,12 +106,29 @@ class thread_pool {
   std::vector<std::thread> threads_;
 };
 
+/// What the promises of both task types share: lazy, they end with an int
+/// or an exception, for the coroutine that awaits them.
+template <class PromiseBase>
+struct result_promise : PromiseBase {
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  void return_value(int v) noexcept { value = v; }
+  void unhandled_exception() noexcept { error = std::current_exception(); }
+  int result() const {
+    if (error) std::rethrow_exception(error);
+    return value;
+  }
+
+  std::coroutine_handle<> continuation;
+  int value = 0;
+  std::exception_ptr error;
+};
+
 /// A lazy task of an int. Its awaiter and its final awaiter race to flip
 /// `arrived`: whichever comes second continues the awaiting coroutine.
 template <class PromiseBase>
 class task {
  public:
-  struct promise_type : PromiseBase {
+  struct promise_type : result_promise<PromiseBase> {
     struct final_awaiter {
       bool await_ready() const noexcept { return false; }
       void await_suspend(std::coroutine_handle<promise_type> self) noexcept {
@@ -120,14 +139,9 @@ class task {
     };
 
     task get_return_object() noexcept { return task(handle::from_promise(*this)); }
-    std::suspend_always initial_suspend() const noexcept { return {}; }
     auto final_suspend() const noexcept { return await_tree::on_final_suspend(final_awaiter{}); }
-    void return_value(int v) noexcept { value = v; }
-    void unhandled_exception() const noexcept { std::terminate(); }
 
     std::atomic<bool> arrived{false};
-    std::coroutine_handle<> continuation;
-    int value = 0;
   };
 
   task(task&& other) noexcept : coroutine_(std::exchange(other.coroutine_, {})) {}
@@ -143,7 +157,7 @@ class task {
     coroutine_.resume();
     return !p.arrived.exchange(true, std::memory_order_acq_rel);
   }
-  int await_resume() const noexcept { return coroutine_.promise().value; }
+  int await_resume() const { return coroutine_.promise().result(); }
 
  private:
   using handle = std::coroutine_handle<promise_type>;
@@ -157,7 +171,7 @@ class task {
 template <class PromiseBase>
 class posting_task {
  public:
-  struct promise_type : PromiseBase {
+  struct promise_type : result_promise<PromiseBase> {
     struct final_awaiter {
       bool await_ready() const noexcept { return false; }
       void await_suspend(std::coroutine_handle<promise_type> self) noexcept {
@@ -168,14 +182,9 @@ class posting_task {
     };
 
     posting_task get_return_object() noexcept { return posting_task(handle::from_promise(*this)); }
-    std::suspend_always initial_suspend() const noexcept { return {}; }
     auto final_suspend() const noexcept { return await_tree::on_final_suspend(final_awaiter{}); }
-    void return_value(int v) noexcept { value = v; }
-    void unhandled_exception() const noexcept { std::terminate(); }
 
     thread_pool* pool = nullptr;
-    std::coroutine_handle<> continuation;
-    int value = 0;
   };
 
   posting_task(posting_task&& other) noexcept : coroutine_(std::exchange(other.coroutine_, {})) {}
@@ -195,7 +204,7 @@ class posting_task {
     coroutine_.promise().continuation = awaiting;
     return coroutine_;
   }
-  int await_resume() const noexcept { return coroutine_.promise().value; }
+  int await_resume() const { return coroutine_.promise().result(); }
 
  private:
   using handle = std::coroutine_handle<promise_type>;
@@ -227,9 +236,14 @@ struct join_counter {
   bool arrive_last() noexcept { return remaining.fetch_sub(1, std::memory_order_acq_rel) == 1; }
 };
 
+/// A branch that failed arrives too (cppcoro's when_all keeps its exception
+/// for the result; here nothing reads it).
 template <class PromiseBase, class Awaitable>
 eager<PromiseBase> run_branch(Awaitable branch, join_counter& counter) {
-  co_await std::move(branch);
+  try {
+    co_await std::move(branch);
+  } catch (const std::runtime_error&) {
+  }
   if (counter.arrive_last()) counter.awaiting.resume();
 }
 
@@ -275,6 +289,11 @@ class wake_board {
   };
 
   [[nodiscard]] wait_awaiter wait() noexcept { return {*this}; }
+
+  [[nodiscard]] std::size_t waiting() {
+    const std::lock_guard lock(mutex_);
+    return waiting_.size();
+  }
 
   /// Resumes the longest waiter, if any, on the calling thread.
   void wake_one() {
@@ -374,9 +393,14 @@ class tasks_round {
     {
       other::thread_pool pool(2);
       pool_ = &pool;
+      // The second half starts while tasks of the first wait (unless all that
+      // started have ended): each wakes one inline as it starts, inside its
+      // root's await.
       for (int k = 0; k < tasks_per_round; ++k) {
-        const std::string name = fmt::format("t{}", k);
-        drive(registry_.register_task(k, name).instrument(body(name, k)), finished);
+        if (k >= tasks_per_round / 2) {
+          (void)test::eventually([&] { return board_.waiting() > 0 || finished.load() == k; });
+        }
+        start(k, finished);
       }
       // Wakes whoever waits, so that no task waits for ever once the others end.
       while (finished.load() < tasks_per_round) {
@@ -393,6 +417,11 @@ class tasks_round {
   [[nodiscard]] std::size_t tasks_left() const { return registry_.collect_all().size(); }
 
  private:
+  void start(int k, std::atomic<int>& finished) {
+    const std::string name = fmt::format("t{}", k);
+    drive(registry_.register_task(k, name).instrument(body(name, k)), finished);
+  }
+
   static other::eager<typename Mode::branch_base> drive(await_tree::rooted<task> root,
                                                         std::atomic<int>& finished) {
     co_await std::move(root);
@@ -403,7 +432,11 @@ class tasks_round {
     board_.wake_one();  // before its first suspension: inline in the root's await
     std::mt19937 rng(seed);
     for (int i = 0; i < calls_per_task; ++i) {
-      co_await call(name, call_depth, rng());
+      try {
+        co_await call(name, call_depth, rng());
+      } catch (const std::runtime_error&) {
+        check_position(name, name);  // where the handler runs
+      }
       if (rng() % 3 == 0) co_await instrument(board_.wait(), name + "/wait");
       check_position(name, name);
     }
@@ -424,8 +457,13 @@ class tasks_round {
                           join);
     } else {
       const std::string nested = fmt::format("{}/call{}", home, depth);
-      co_await instrument(call<posting_task>(nested, depth - 1, rng()).resuming_on(*pool_), nested);
-      co_await call(home, depth - 1, rng());  // a plain await: no node
+      try {
+        co_await instrument(call<posting_task>(nested, depth - 1, rng()).resuming_on(*pool_),
+                            nested);
+        co_await call(home, depth - 1, rng());  // a plain await: no node
+      } catch (const std::runtime_error&) {
+        check_position(task_of(home), home);
+      }
     }
     check_position(task_of(home), home);
     co_return depth;
@@ -442,7 +480,8 @@ class tasks_round {
       case 2:
         board_.wake_one();
         break;
-      default:
+      default:  // one leaf in 40 fails
+        if (seed % 40 == 3) throw std::runtime_error("a leaf failed");
         break;
     }
     check_position(task_of(home), home);
