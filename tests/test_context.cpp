@@ -4,6 +4,7 @@
 // user-style lazy task and combinators. Then the integration points, which
 // make plain awaits exact too. Cross-thread cases are in test_threads.cpp.
 
+#include "owned_coroutine.hpp"
 #include "runtime/combinators.hpp"
 #include "runtime/event.hpp"
 #include "runtime/task.hpp"
@@ -335,24 +336,18 @@ class stalls_at_yield {
     [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
   };
 
-  stalls_at_yield(stalls_at_yield&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
-  stalls_at_yield& operator=(stalls_at_yield&&) = delete;
-  ~stalls_at_yield() {
-    if (handle_) handle_.destroy();
-  }
-
-  [[nodiscard]] std::coroutine_handle<> handle() const noexcept { return handle_; }
+  [[nodiscard]] std::coroutine_handle<> handle() const noexcept { return coroutine_.handle(); }
 
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
-    handle_.promise().awaiter = awaiter;
-    return handle_;
+    coroutine_.promise().awaiter = awaiter;
+    return coroutine_.handle();
   }
   void await_resume() const noexcept {}
 
  private:
-  explicit stalls_at_yield(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
-  std::coroutine_handle<promise_type> handle_;
+  explicit stalls_at_yield(std::coroutine_handle<promise_type> h) noexcept : coroutine_(h) {}
+  test::owned_coroutine<promise_type> coroutine_;
 };
 
 stalls_at_yield stalls() { co_yield 0; }

@@ -17,6 +17,7 @@
 
 #include <await_tree/await_tree.hpp>
 
+#include "owned_coroutine.hpp"
 #include "snapshotter.hpp"
 
 #include <catch2/catch.hpp>
@@ -144,17 +145,11 @@ class task {
     std::atomic<bool> arrived{false};
   };
 
-  task(task&& other) noexcept : coroutine_(std::exchange(other.coroutine_, {})) {}
-  task& operator=(task&&) = delete;
-  ~task() {
-    if (coroutine_) coroutine_.destroy();
-  }
-
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
     promise_type& p = coroutine_.promise();
     p.continuation = awaiting;
-    coroutine_.resume();
+    coroutine_.handle().resume();
     return !p.arrived.exchange(true, std::memory_order_acq_rel);
   }
   int await_resume() const { return coroutine_.promise().result(); }
@@ -163,7 +158,7 @@ class task {
   using handle = std::coroutine_handle<promise_type>;
   explicit task(handle coroutine) noexcept : coroutine_(coroutine) {}
 
-  handle coroutine_;
+  test::owned_coroutine<promise_type> coroutine_;
 };
 
 /// A lazy task started by a symmetric transfer, whose end posts the
@@ -187,12 +182,6 @@ class posting_task {
     thread_pool* pool = nullptr;
   };
 
-  posting_task(posting_task&& other) noexcept : coroutine_(std::exchange(other.coroutine_, {})) {}
-  posting_task& operator=(posting_task&&) = delete;
-  ~posting_task() {
-    if (coroutine_) coroutine_.destroy();
-  }
-
   /// Where the awaiting coroutine goes on once this task ends.
   [[nodiscard]] posting_task&& resuming_on(thread_pool& pool) && noexcept {
     coroutine_.promise().pool = &pool;
@@ -202,7 +191,7 @@ class posting_task {
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
     coroutine_.promise().continuation = awaiting;
-    return coroutine_;
+    return coroutine_.handle();
   }
   int await_resume() const { return coroutine_.promise().result(); }
 
@@ -210,7 +199,7 @@ class posting_task {
   using handle = std::coroutine_handle<promise_type>;
   explicit posting_task(handle coroutine) noexcept : coroutine_(coroutine) {}
 
-  handle coroutine_;
+  test::owned_coroutine<promise_type> coroutine_;
 };
 
 /// Starts inline in its caller and frees itself when done.

@@ -9,6 +9,7 @@
 // integration (no coroutine's node is shown).
 
 #include "integration_modes.hpp"
+#include "owned_coroutine.hpp"
 #include "runtime/event.hpp"
 #include "support.hpp"
 
@@ -244,17 +245,11 @@ class numbers {
     int await_resume() const noexcept { return h.promise().value; }
   };
 
-  numbers(numbers&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
-  numbers& operator=(numbers&&) = delete;
-  ~numbers() {
-    if (handle_) handle_.destroy();
-  }
-
-  next_value operator co_await() noexcept { return {handle_}; }
+  next_value operator co_await() noexcept { return {coroutine_.handle()}; }
 
  private:
-  explicit numbers(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
-  std::coroutine_handle<promise_type> handle_;
+  explicit numbers(std::coroutine_handle<promise_type> h) noexcept : coroutine_(h) {}
+  test::owned_coroutine<promise_type> coroutine_;
 };
 
 template <bool BounceBetween>
@@ -379,14 +374,9 @@ struct open_task {
     [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
   };
 
-  explicit open_task(std::coroutine_handle<promise_type> h) noexcept : handle(h) {}
-  open_task(open_task&& other) noexcept : handle(std::exchange(other.handle, {})) {}
-  open_task& operator=(open_task&&) = delete;
-  ~open_task() {
-    if (handle) handle.destroy();
-  }
+  explicit open_task(std::coroutine_handle<promise_type> h) noexcept : coroutine(h) {}
 
-  std::coroutine_handle<promise_type> handle;
+  test::owned_coroutine<promise_type> coroutine;
 };
 
 /// Awaits a task by starting it with a symmetric transfer, without being a
@@ -396,8 +386,8 @@ struct started_by_wrapper {
   open_task& task;
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
-    task.handle.promise().awaiting = awaiting;
-    return task.handle;
+    task.coroutine.promise().awaiting = awaiting;
+    return task.coroutine.handle();
   }
   void await_resume() const noexcept {}
 };
@@ -710,25 +700,19 @@ class starts_inline {
     [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
   };
 
-  starts_inline(starts_inline&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
-  starts_inline& operator=(starts_inline&&) = delete;
-  ~starts_inline() {
-    if (handle_) handle_.destroy();
-  }
-
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> awaiting) {
-    handle_.promise().continuation = awaiting;
-    handle_.resume();
-    if (handle_.done()) return false;
-    handle_.promise().awaiter_suspended = true;
+    coroutine_.promise().continuation = awaiting;
+    coroutine_.handle().resume();
+    if (coroutine_.handle().done()) return false;
+    coroutine_.promise().awaiter_suspended = true;
     return true;
   }
   void await_resume() const noexcept {}
 
  private:
-  explicit starts_inline(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
-  std::coroutine_handle<promise_type> handle_;
+  explicit starts_inline(std::coroutine_handle<promise_type> h) noexcept : coroutine_(h) {}
+  test::owned_coroutine<promise_type> coroutine_;
 };
 
 }  // namespace
