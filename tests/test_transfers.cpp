@@ -4,9 +4,10 @@
 // ready coroutine (of whatever task), a generator coming back by co_yield,
 // and a cancelled child whose frame a coroutine outside any task reuses.
 // Each once put a node in another task's tree (found by an independent
-// probe of the contract, on a runtime of its own). Run on the integrated
-// task type (exact) and, where it applies, on the same type without
-// integration (no coroutine's node is shown).
+// probe of the contract, on a runtime of its own). Then a coroutine whose
+// exception escapes to whoever resumed it, whose end no await sees either.
+// Run on the integrated task type (exact) and, where it applies, on the same
+// type without integration (no coroutine's node is shown).
 
 #include "integration_modes.hpp"
 #include "owned_coroutine.hpp"
@@ -21,6 +22,7 @@
 #include <deque>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -744,5 +746,64 @@ TEST_CASE("what a task of a type not integrated wakes inline from its root's awa
   CHECK(names_of_task(reg, "y") == "y\n");
   CHECK_FALSE(reg.get(std::string("x")));
   branch_waits.set();
+  CHECK(reg.collect_all().empty());
+}
+
+namespace {
+
+/// Eager, and lets its exception escape to whoever resumes it (as
+/// std::generator's promise does), rethrowing it as the library asks.
+struct rethrowing_job {
+  struct promise_type : await_tree::promise_mixin {
+    rethrowing_job get_return_object() noexcept {
+      return rethrowing_job{
+          owned_coroutine(std::coroutine_handle<promise_type>::from_promise(*this))};
+    }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    auto final_suspend() noexcept { return await_tree::on_final_suspend(std::suspend_always{}); }
+    void return_void() noexcept {}
+    void unhandled_exception() { await_tree::rethrow_unhandled_exception(*this); }
+  };
+
+  owned_coroutine<promise_type> coroutine;
+};
+
+/// Suspends plainly, leaving the coroutine in `spot` for the test to resume.
+struct park_in {
+  std::coroutine_handle<>& spot;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { spot = h; }
+  void await_resume() const noexcept {}
+};
+
+}  // namespace
+
+// r starts a job inline, which parks; resumed from outside any task (as a
+// scheduler's loop would), the job throws and its exception escapes. Then an
+// unregistered coroutine starts on the same thread.
+TEMPLATE_TEST_CASE("a coroutine whose exception escapes to its resumer leaves its task behind",
+                   "[contract]", integrated, not_integrated) {
+  using task = typename TestType::template task<>;
+  await_tree::registry reg = manual_registry();
+  std::coroutine_handle<> parked;
+  std::optional<rethrowing_job> job;
+  rt::event r_wakes;
+  rt::event k_wakes;
+  auto failing = [&]() -> rethrowing_job {
+    co_await park_in{parked};
+    throw std::runtime_error("job failed");
+  };
+  auto registered = [&]() -> task {
+    job.emplace(failing());  // started inline: code of r
+    co_await instrument(r_wakes.wait(), "r waits");
+  };
+  auto unregistered = [&]() -> task { co_await instrument(k_wakes.wait(), "k waits"); };
+  start(reg.register_task(std::string("r"), "r").instrument(registered()));
+  CHECK_THROWS_AS(parked.resume(), std::runtime_error);
+  CHECK(current_root() == "<none>");
+  [&]() -> fire_and_forget { co_await unregistered(); }();
+  CHECK(names_of_task(reg, "r") == (TestType::exact ? "r\n  r waits\n" : "r\n"));
+  r_wakes.set();
+  k_wakes.set();
   CHECK(reg.collect_all().empty());
 }

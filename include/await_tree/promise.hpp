@@ -53,7 +53,8 @@ tracked<A> track(A&& awaitable) {
 /// `await_tree::track(std::forward<A>(a))` (or the instrumented object as is)
 /// from it; one whose `yield_value` returns an awaiter that suspends (an
 /// async generator) should return `await_tree::track(awaiter)` from it, since
-/// a co_yield bypasses await_transform.
+/// a co_yield bypasses await_transform. One whose `unhandled_exception()`
+/// rethrows should do it with rethrow_unhandled_exception.
 struct promise_mixin {
   template <class A>
   decltype(auto) await_transform(A&& awaitable) {
@@ -134,6 +135,26 @@ struct is_final_hook<final_awaiter<Inner>> : std::true_type {};
 template <class Awaiter>
 detail::final_awaiter<Awaiter> on_final_suspend(Awaiter awaiter) noexcept {
   return detail::final_awaiter<Awaiter>(std::move(awaiter));
+}
+
+/// Rethrows the exception being handled, for a promise whose
+/// `unhandled_exception()` lets it escape to whoever resumed the coroutine
+/// (as std::generator's does) instead of keeping it for an awaiting one:
+///
+///     void unhandled_exception() { await_tree::rethrow_unhandled_exception(*this); }
+///
+/// Such a coroutine never reaches its final suspend point, so this tells the
+/// thread that it ended, as on_final_suspend would have. With a bare
+/// `throw;` the thread would go on saying that the coroutine runs, and code
+/// run next on it would be taken for its task's. Like on_final_suspend, it
+/// only rethrows for a promise without the mixin.
+template <class Promise>
+[[noreturn]] void rethrow_unhandled_exception(Promise& promise) {
+  if constexpr (std::is_base_of_v<promise_mixin, Promise>) {
+    const auto h = std::coroutine_handle<Promise>::from_promise(promise);
+    detail::end_by_exception(detail::context_of(h), h.address());
+  }
+  throw;
 }
 
 }  // namespace await_tree

@@ -309,4 +309,11 @@ template <bool StartsIntegrated>
   }
 }
 
+/// An integrated coroutine's exception escapes its body to whoever resumed
+/// it: its activation is over as at a final suspend point that suspends,
+/// which it never reaches. Out of line: it runs in the coroutine body.
+[[gnu::noinline]] inline void end_by_exception(coroutine_context& c, const void* self) noexcept {
+  end_final(begin_final(c, self), handoff::suspended, nullptr);
+}
+
 }  // namespace await_tree::detail
