@@ -9,7 +9,9 @@
 //   promise, see promise.hpp) are exact on every control flow: the position
 //   of each lives in its promise, taken when it starts from what the thread
 //   vouches for, and it tells the thread whenever it starts, resumes,
-//   suspends or ends. `current_tree()` is exact in their code.
+//   suspends or ends (a promise whose unhandled_exception() rethrows says
+//   so with rethrow_unhandled_exception). `current_tree()` is exact in
+//   their code.
 // * Any other coroutine is never wrong: its instrumented awaits only
 //   forward. The library sees it at nothing else, so it cannot tell which
 //   task runs it (another task may resume it inline or transfer to it, and
