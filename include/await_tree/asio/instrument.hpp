@@ -50,9 +50,13 @@ class frame_guard {
     const auto lock = t.lock();
     if (t.is_closed() || !t.records(label_)) return;
     const std::optional<core::node_ref> known = task.position_of(self);
-    const core::node_ref parent = known              ? *known
-                                  : context_switched ? task.main_position()
-                                                     : launch_position(*a, task, self);
+    // A thread the task has not seen that suspended before is a branch whose
+    // first node comes late (its launcher may have moved on, as after a
+    // detached co_spawn), or a coroutine of no task, or of another, that a
+    // handler of this task resumed inline (a channel or an event
+    // dispatching to its waiter): which one, and under what, cannot be told.
+    if (!known && context_switched) return;
+    const core::node_ref parent = known ? *known : launch_position(*a, task, self);
     task.make_room();
     record_ = {self, t.add(parent, &label_)};
     task.push(record_);

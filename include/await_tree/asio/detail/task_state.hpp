@@ -21,9 +21,10 @@
 // Concurrency inside a task (`&&`, `||`, parallel groups) spawns new awaitable
 // threads with the task's executor. A new thread's first instrumented await,
 // when it runs before the thread ever suspended (Asio starts such branches
-// inline), attaches where its launcher was. Otherwise a thread with no open
-// instrumented await attaches at the task's main position (the innermost
-// instrumented await of the spawned coroutine's own thread).
+// inline), attaches where its launcher was. A thread with no open
+// instrumented await that has suspended before is not shown: it may be a
+// branch whose launcher has moved on, or a coroutine of no task that a
+// handler of this task resumed inline (instrument.hpp).
 
 #include <await_tree/context.hpp>
 #include <await_tree/detail/counted_ref.hpp>
