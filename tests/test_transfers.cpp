@@ -768,29 +768,21 @@ struct rethrowing_job {
   owned_coroutine<promise_type> coroutine;
 };
 
-/// Suspends plainly, leaving the coroutine in `spot` for the test to resume.
-struct park_in {
-  std::coroutine_handle<>& spot;
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) noexcept { spot = h; }
-  void await_resume() const noexcept {}
-};
-
 }  // namespace
 
-// r starts a job inline, which parks; resumed from outside any task (as a
-// scheduler's loop would), the job throws and its exception escapes. Then an
+// r starts a job inline, which parks; resumed by the queue's loop, outside
+// any task, the job throws and its exception escapes from the loop. Then an
 // unregistered coroutine starts on the same thread.
 TEMPLATE_TEST_CASE("a coroutine whose exception escapes to its resumer leaves its task behind",
                    "[contract]", integrated, not_integrated) {
   using task = typename TestType::template task<>;
   await_tree::registry reg = manual_registry();
-  std::coroutine_handle<> parked;
+  transfer_queue queue;
   std::optional<rethrowing_job> job;
   rt::event r_wakes;
   rt::event k_wakes;
   auto failing = [&]() -> rethrowing_job {
-    co_await park_in{parked};
+    co_await queue.park();
     throw std::runtime_error("job failed");
   };
   auto registered = [&]() -> task {
@@ -799,7 +791,7 @@ TEMPLATE_TEST_CASE("a coroutine whose exception escapes to its resumer leaves it
   };
   auto unregistered = [&]() -> task { co_await instrument(k_wakes.wait(), "k waits"); };
   start(reg.register_task(std::string("r"), "r").instrument(registered()));
-  CHECK_THROWS_AS(parked.resume(), std::runtime_error);
+  CHECK_THROWS_AS(queue.run(), std::runtime_error);
   CHECK(current_root() == "<none>");
   [&]() -> fire_and_forget { co_await unregistered(); }();
   CHECK(names_of_task(reg, "r") == (TestType::exact ? "r\n  r waits\n" : "r\n"));
